@@ -1,0 +1,102 @@
+package custos
+
+import (
+	"context"
+	"time"
+)
+
+// WrappedKey is a subject's data key sealed under a key-encryption key (KEK).
+// Only the Keyring that holds the KEK named by KEKID can unwrap it.
+type WrappedKey struct {
+	KEKID      string
+	Ciphertext []byte
+}
+
+// StoredSubject is a subject as the Store keeps it: with its wrapped data key.
+type StoredSubject struct {
+	Subject
+	Key       WrappedKey
+	CreatedAt time.Time
+}
+
+// SealedRecord is a record as the Store keeps it. Fields of sealed classes are
+// in Sealed, encrypted under the subject's data key; the others are in Clear
+// as a JSON object. The Store never sees a protected value in clear.
+type SealedRecord struct {
+	Collection string
+	ID         string
+	Subject    string
+	Clear      []byte // JSON object of the fields of unsealed classes
+	Sealed     []byte // vault ciphertext of the protected fields; nil when there are none
+	UpdatedAt  time.Time
+}
+
+// TokenRef says where a token handed to an audience points: the field of a
+// record whose value it stands for. The Store keeps refs so that a token can
+// be detokenized, and deletes them with their subject, so that erased
+// subjects' tokens resolve to nothing.
+type TokenRef struct {
+	Token      string
+	Audience   string
+	Subject    string
+	Collection string
+	Record     string
+	Field      string
+}
+
+// Store keeps subjects, sealed records and token refs.
+//
+// Implementations are safe for concurrent use by many goroutines and, for
+// server-backed stores, by many processes. Every method that returns nil has
+// made its change durable. Methods return ErrNotFound and ErrConflict as
+// documented and wrap every other failure; a caller must treat any error as
+// "nothing is known to have happened" and fail the request.
+//
+// A Store is trusted with ciphertext and pseudonyms only: it never receives
+// a data key, a KEK or a protected value in clear.
+type Store interface {
+	// Location returns the location label the store declares, such as
+	// "us-east" or "sqlite:/var/lib/custos". custos refuses to start on a
+	// store whose location is not permitted for its jurisdiction.
+	Location() string
+
+	// CreateSubject stores s if no subject with its id exists and reports
+	// whether it did. An existing subject is left untouched.
+	CreateSubject(ctx context.Context, s StoredSubject) (created bool, err error)
+
+	// Subject returns the subject with the given id, or ErrNotFound.
+	Subject(ctx context.Context, id string) (StoredSubject, error)
+
+	// PutRecord stores r, replacing the record with the same collection and
+	// id, and replaces that record's token refs with refs, all atomically.
+	// It reports whether the record is new. It returns ErrNotFound when r's
+	// subject does not exist, and ErrConflict when a record with the same
+	// collection and id belongs to another subject.
+	PutRecord(ctx context.Context, r SealedRecord, refs []TokenRef) (created bool, err error)
+
+	// Record returns the record with the given collection and id, or
+	// ErrNotFound.
+	Record(ctx context.Context, collection, id string) (SealedRecord, error)
+
+	// DeleteSubject deletes the subject with the given id, with its wrapped
+	// data key, every record and every token ref, atomically, and returns the
+	// number of records deleted. It returns ErrNotFound when there is no such
+	// subject.
+	DeleteSubject(ctx context.Context, id string) (records int, err error)
+
+	// TokenRefs returns the refs of the given token, in any order; none when
+	// the token is unknown.
+	TokenRefs(ctx context.Context, token string) ([]TokenRef, error)
+
+	// Subjects returns up to limit subjects whose ids sort after the given
+	// id, in id order, for walking every subject (key rotation).
+	Subjects(ctx context.Context, after string, limit int) ([]StoredSubject, error)
+
+	// RewrapKey replaces the wrapped key of subject id with next if it is
+	// still old, and reports whether it did. A subject deleted meanwhile
+	// returns ErrNotFound.
+	RewrapKey(ctx context.Context, id string, old, next WrappedKey) (bool, error)
+
+	// Close releases the store's resources.
+	Close() error
+}
