@@ -11,7 +11,7 @@ package custos
 
 import (
 	"slices"
-	"strings"
+	"strconv"
 )
 
 // Class is the data class of a field, declared in the schema. The taxonomy
@@ -49,7 +49,7 @@ type FieldType string
 // The field types. Values of every type but int, float, bool and bytes are
 // JSON strings; bytes are base64 (standard encoding) in JSON.
 const (
-	TypeID        FieldType = "id"        // an opaque identifier: 1–128 bytes of [A-Za-z0-9._:-]
+	TypeID        FieldType = "id"        // an opaque identifier: 1–128 bytes of [A-Za-z0-9._:@-]
 	TypeString    FieldType = "string"    // UTF-8 text
 	TypeEmail     FieldType = "email"     // an addr-spec, local@domain
 	TypePhone     FieldType = "phone"     // E.164-like: optional +, digits, spaces, dashes, dots, parentheses
@@ -92,6 +92,7 @@ const (
 	ActionWrite      Action = "write"
 	ActionRegister   Action = "register" // register a subject
 	ActionDetokenize Action = "detokenize"
+	ActionApprove    Action = "approve" // approve another principal's detokenization
 	ActionErase      Action = "erase"
 )
 
@@ -127,17 +128,29 @@ type Principal struct {
 func (p Principal) HasRole(r string) bool { return slices.Contains(p.Roles, r) }
 
 // Key returns a string that identifies p with all its attributes, for
-// caching decisions. Two principals with the same key get the same decisions.
+// caching decisions. Two principals with the same key get the same
+// decisions, and two principals differing in any attribute have different
+// keys: every part is length-prefixed, so no choice of ids or roles can make
+// two principals collide.
 func (p Principal) Key() string {
-	var b strings.Builder
-	for _, s := range []string{p.Issuer, p.ID, p.Org, p.Loc, strings.Join(p.Roles, ",")} {
-		b.WriteString(s)
-		b.WriteByte(0)
+	b := make([]byte, 0, 64)
+	add := func(s string) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	add(p.Issuer)
+	add(p.ID)
+	add(p.Org)
+	add(p.Loc)
+	b = strconv.AppendInt(b, int64(len(p.Roles)), 10)
+	for _, r := range p.Roles {
+		add(r)
 	}
 	if p.Vetted {
-		b.WriteByte('v')
+		b = append(b, 'v')
 	}
-	return b.String()
+	return string(b)
 }
 
 // The organisations custos knows by name. A config may name others.

@@ -21,6 +21,7 @@ const (
 	CodeJustification     = "justification_required"
 	CodeApproval          = "approval_required" // a second approver is needed
 	CodeUnavailable       = "unavailable"       // a dependency cannot do its part; retry later
+	CodeAuditUnavailable  = "audit_unavailable" // the audit log cannot record; nothing was released
 	CodeInternal          = "internal"          // anything unexpected; the cause is logged, not shown
 )
 
