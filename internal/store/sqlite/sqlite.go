@@ -1,0 +1,494 @@
+// Package sqlite is a custos.Store in one SQLite file, for a custodian that
+// runs custos on one machine. It uses modernc.org/sqlite: pure Go, no cgo.
+//
+// Durability: the database is in WAL mode with synchronous=FULL, so a
+// method that returns nil has had its change fsynced to the write-ahead log.
+// Foreign keys are enforced, and deleting a subject cascades to its records
+// and token refs inside the same transaction.
+//
+// Concurrency: every write goes through one connection, in a transaction
+// begun with BEGIN IMMEDIATE, so the writers of one process queue in Go
+// rather than fail with SQLITE_BUSY; reads go through a pool of read-only
+// (query_only) connections that WAL lets run beside the writer. Another
+// process writing the same file waits up to busy_timeout (10 s) for the lock.
+//
+// Trust: the file holds ciphertext, pseudonyms and ids; whoever can read it
+// learns which subjects exist and which records they have, not what the
+// protected fields say. It is created with mode 0600. Every statement takes
+// its values as parameters; no id is ever part of SQL text.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/custos/custos"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+)
+
+// pragmas are set on every connection, as _pragma parameters: every version
+// of modernc.org/sqlite applies those, while older ones silently ignore
+// mattn-style keys such as _journal_mode. TestPragmas checks the result.
+const pragmas = "_pragma=journal_mode(WAL)" +
+	"&_pragma=busy_timeout(10000)" +
+	"&_pragma=foreign_keys(1)" +
+	"&_pragma=synchronous(FULL)"
+
+// Store is a custos.Store in a SQLite file. It is safe for concurrent use.
+type Store struct {
+	w        *sql.DB // one connection, for every write
+	r        *sql.DB // a pool of query_only connections
+	location string
+
+	// Statements of the hot reads, prepared once per connection of r.
+	subject, record, tokenRefs *sql.Stmt
+}
+
+var _ custos.Store = (*Store)(nil)
+
+// Open opens the store in the SQLite file at path, creating it with mode
+// 0600 if it does not exist; its directory must exist. location is the label
+// of where the file sits, such as "sqlite:us-east/host-1". The first Open
+// records it in the file; a later Open with another label fails, so that a
+// file copied elsewhere is not silently relabelled.
+func Open(path, location string) (*Store, error) {
+	if location == "" {
+		return nil, errors.New("couldn't open store: empty location label")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open store: %w", err)
+	}
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open store: %w", err)
+	}
+	f.Close()
+
+	w, err := sql.Open("sqlite", dsn(abs, "_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open store %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	s := &Store{w: w}
+	if s.location, err = migrate(w, location); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("couldn't open store %s: %w", path, err)
+	}
+
+	// The writer has put the file in WAL mode, so query_only connections
+	// setting journal_mode(WAL) again change nothing.
+	s.r, err = sql.Open("sqlite", dsn(abs, "_pragma=query_only(1)"))
+	if err == nil {
+		n := max(4, runtime.GOMAXPROCS(0))
+		s.r.SetMaxOpenConns(n)
+		s.r.SetMaxIdleConns(n)
+		err = s.prepare()
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("couldn't open store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// prepare prepares the statements of the hot reads on the read pool.
+func (s *Store) prepare() (err error) {
+	if s.subject, err = s.r.Prepare(`SELECT ` + subjectColumns + ` FROM subjects WHERE id = ?`); err != nil {
+		return err
+	}
+	if s.record, err = s.r.Prepare(`SELECT subject, clear, sealed, updated_at FROM records
+		WHERE collection = ? AND id = ?`); err != nil {
+		return err
+	}
+	s.tokenRefs, err = s.r.Prepare(`SELECT audience, subject, collection, record, field
+		FROM token_refs WHERE token = ?`)
+	return err
+}
+
+// dsn returns the modernc.org/sqlite DSN of the file at the absolute path,
+// as a file: URI so that no character of the path is read as a parameter.
+func dsn(path string, params ...string) string {
+	u := url.URL{Scheme: "file", Path: path, OmitHost: true, RawQuery: pragmas}
+	for _, p := range params {
+		u.RawQuery += "&" + p
+	}
+	return u.String()
+}
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrations returns the schema migrations in order: migrations()[v] takes
+// the schema from version v to v+1. They are migrations/1.sql, 2.sql, ...
+func migrations() []string {
+	var m []string
+	for v := 1; ; v++ {
+		b, err := migrationFiles.ReadFile(fmt.Sprintf("migrations/%d.sql", v))
+		if err != nil {
+			return m
+		}
+		m = append(m, string(b))
+	}
+}
+
+// migrate brings the schema of the database up to date, in one
+// transaction, and returns the location label it holds. The first call
+// records location; later ones check it.
+func migrate(db *sql.DB, location string) (string, error) {
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback()
+
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS meta (
+		id             INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+		schema_version INTEGER NOT NULL,
+		location       TEXT    NOT NULL
+	) STRICT`); err != nil {
+		return "", fmt.Errorf("couldn't create meta table: %w", err)
+	}
+	var version int
+	var stored string
+	err = tx.QueryRowContext(ctx, `SELECT schema_version, location FROM meta WHERE id = 1`).Scan(&version, &stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		stored = location
+		_, err = tx.ExecContext(ctx, `INSERT INTO meta (id, schema_version, location) VALUES (1, 0, ?)`, location)
+	}
+	if err != nil {
+		return "", fmt.Errorf("couldn't read meta table: %w", err)
+	}
+	if stored != location {
+		return "", fmt.Errorf("store holds the data of location %q, not %q", stored, location)
+	}
+
+	m := migrations()
+	if version > len(m) {
+		return "", fmt.Errorf("schema version %d is newer than this custos knows (%d)", version, len(m))
+	}
+	for v := version; v < len(m); v++ {
+		if _, err := tx.ExecContext(ctx, m[v]); err != nil {
+			return "", fmt.Errorf("couldn't migrate schema to version %d: %w", v+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET schema_version = ? WHERE id = 1`, len(m)); err != nil {
+		return "", fmt.Errorf("couldn't record schema version: %w", err)
+	}
+	return stored, tx.Commit()
+}
+
+// Location returns the location label recorded in the store.
+func (s *Store) Location() string { return s.location }
+
+// Close closes the store. It may be called more than once.
+func (s *Store) Close() error {
+	var errs []error
+	for _, stmt := range []*sql.Stmt{s.subject, s.record, s.tokenRefs} {
+		if stmt != nil {
+			errs = append(errs, stmt.Close())
+		}
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	return errors.Join(append(errs, s.w.Close())...)
+}
+
+// inTx runs f in a write transaction and commits it if f returns nil.
+func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// CreateSubject implements custos.Store.
+func (s *Store) CreateSubject(ctx context.Context, sub custos.StoredSubject) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `INSERT INTO subjects (id, residency, kek_id, wrapped_key, created_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		sub.ID, sub.Residency, sub.Key.KEKID, notNull(sub.Key.Ciphertext), micros(sub.CreatedAt))
+	if err != nil {
+		return false, fmt.Errorf("couldn't create subject: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("couldn't create subject: %w", err)
+	}
+	return n == 1, nil
+}
+
+const subjectColumns = `id, residency, kek_id, wrapped_key, created_at`
+
+func scanSubject(row interface{ Scan(...any) error }) (custos.StoredSubject, error) {
+	var sub custos.StoredSubject
+	var at int64
+	err := row.Scan(&sub.ID, &sub.Residency, &sub.Key.KEKID, blob{&sub.Key.Ciphertext}, &at)
+	sub.CreatedAt = time.UnixMicro(at).UTC()
+	return sub, err
+}
+
+// Subject implements custos.Store.
+func (s *Store) Subject(ctx context.Context, id string) (custos.StoredSubject, error) {
+	sub, err := scanSubject(s.subject.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return custos.StoredSubject{}, fmt.Errorf("subject %w", custos.ErrNotFound)
+	} else if err != nil {
+		return custos.StoredSubject{}, fmt.Errorf("couldn't read subject: %w", err)
+	}
+	return sub, nil
+}
+
+// PutRecord implements custos.Store. It refuses refs that do not point to r.
+func (s *Store) PutRecord(ctx context.Context, r custos.SealedRecord, refs []custos.TokenRef) (created bool, err error) {
+	if err := checkRefs(r, refs); err != nil {
+		return false, err
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subjects WHERE id = ?`, r.Subject).Scan(&n)
+		if err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("subject %w", custos.ErrNotFound)
+		}
+
+		var owner string
+		err = tx.QueryRowContext(ctx, `SELECT subject FROM records WHERE collection = ? AND id = ?`,
+			r.Collection, r.ID).Scan(&owner)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			created = true
+		case err != nil:
+			return err
+		case owner != r.Subject:
+			return fmt.Errorf("record of another subject: %w", custos.ErrConflict)
+		}
+
+		if _, err := tx.ExecContext(ctx, `INSERT INTO records (collection, id, subject, clear, sealed, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET
+			clear = excluded.clear, sealed = excluded.sealed, updated_at = excluded.updated_at`,
+			r.Collection, r.ID, r.Subject, nullable(r.Clear), nullable(r.Sealed), micros(r.UpdatedAt)); err != nil {
+			return err
+		}
+		return replaceRefs(ctx, tx, r, refs)
+	})
+	if err != nil {
+		return false, fmt.Errorf("couldn't put record: %w", err)
+	}
+	return created, nil
+}
+
+func replaceRefs(ctx context.Context, tx *sql.Tx, r custos.SealedRecord, refs []custos.TokenRef) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM token_refs WHERE collection = ? AND record = ?`,
+		r.Collection, r.ID); err != nil {
+		return err
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO token_refs (token, audience, subject, collection, record, field)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, x := range refs {
+		if _, err := stmt.ExecContext(ctx, x.Token, x.Audience, x.Subject, x.Collection, x.Record, x.Field); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkRefs returns an error if a ref does not point to r: such a ref would
+// outlive r's next replacement.
+func checkRefs(r custos.SealedRecord, refs []custos.TokenRef) error {
+	for _, x := range refs {
+		if x.Subject != r.Subject || x.Collection != r.Collection || x.Record != r.ID {
+			return errors.New("couldn't put record: a token ref points to another record")
+		}
+	}
+	return nil
+}
+
+// Record implements custos.Store.
+func (s *Store) Record(ctx context.Context, collection, id string) (custos.SealedRecord, error) {
+	r := custos.SealedRecord{Collection: collection, ID: id}
+	var at int64
+	err := s.record.QueryRowContext(ctx, collection, id).Scan(&r.Subject, blob{&r.Clear}, blob{&r.Sealed}, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return custos.SealedRecord{}, fmt.Errorf("record %w", custos.ErrNotFound)
+	} else if err != nil {
+		return custos.SealedRecord{}, fmt.Errorf("couldn't read record: %w", err)
+	}
+	r.UpdatedAt = time.UnixMicro(at).UTC()
+	return r, nil
+}
+
+// DeleteSubject implements custos.Store.
+func (s *Store) DeleteSubject(ctx context.Context, id string) (records int, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE subject = ?`, id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		records = int(n)
+		// token_refs follow by ON DELETE CASCADE.
+		res, err = tx.ExecContext(ctx, `DELETE FROM subjects WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("subject %w", custos.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("couldn't delete subject: %w", err)
+	}
+	return records, nil
+}
+
+// TokenRefs implements custos.Store.
+func (s *Store) TokenRefs(ctx context.Context, token string) ([]custos.TokenRef, error) {
+	rows, err := s.tokenRefs.QueryContext(ctx, token)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read token refs: %w", err)
+	}
+	defer rows.Close()
+	var refs []custos.TokenRef
+	for rows.Next() {
+		x := custos.TokenRef{Token: token}
+		if err := rows.Scan(&x.Audience, &x.Subject, &x.Collection, &x.Record, &x.Field); err != nil {
+			return nil, fmt.Errorf("couldn't read token refs: %w", err)
+		}
+		refs = append(refs, x)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read token refs: %w", err)
+	}
+	return refs, nil
+}
+
+// Subjects implements custos.Store. limit must be positive.
+func (s *Store) Subjects(ctx context.Context, after string, limit int) ([]custos.StoredSubject, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("couldn't list subjects: limit %d is not positive", limit)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+subjectColumns+` FROM subjects
+		WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list subjects: %w", err)
+	}
+	defer rows.Close()
+	var subs []custos.StoredSubject
+	for rows.Next() {
+		sub, err := scanSubject(rows)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't list subjects: %w", err)
+		}
+		subs = append(subs, sub)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't list subjects: %w", err)
+	}
+	return subs, nil
+}
+
+// RewrapKey implements custos.Store.
+func (s *Store) RewrapKey(ctx context.Context, id string, old, next custos.WrappedKey) (swapped bool, err error) {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE subjects SET kek_id = ?, wrapped_key = ?
+			WHERE id = ? AND kek_id = ? AND wrapped_key = ?`,
+			next.KEKID, notNull(next.Ciphertext), id, old.KEKID, notNull(old.Ciphertext))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if swapped = n == 1; swapped {
+			return nil
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subjects WHERE id = ?`, id).Scan(&n); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("subject %w", custos.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("couldn't rewrap key: %w", err)
+	}
+	return swapped, nil
+}
+
+// micros returns t as stored: microseconds since the Unix epoch, rounded
+// down.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// nullable returns the argument that stores b: NULL for nil, a blob
+// otherwise, an empty one included.
+func nullable(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return notNull(b)
+}
+
+// notNull returns the argument that stores b as a blob, never as NULL.
+func notNull(b []byte) []byte {
+	if b == nil {
+		return []byte{} // the driver binds nil as NULL
+	}
+	return b
+}
+
+// blob scans a BLOB column into *b: nil for NULL, a non-nil slice for any
+// blob, an empty one included.
+type blob struct{ b *[]byte }
+
+func (x blob) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		*x.b = nil
+	case []byte:
+		*x.b = append([]byte{}, v...)
+	default:
+		return fmt.Errorf("blob column holds %T", v)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the database to path, which must not
+// exist, while the store keeps serving. The copy holds ciphertext and
+// wrapped keys only; like the live store, it is sealed by the keyring.
+func (s *Store) Backup(ctx context.Context, path string) error {
+	if _, err := s.w.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		return fmt.Errorf("couldn't back up store: %w", err)
+	}
+	return os.Chmod(path, 0o600)
+}
