@@ -1,0 +1,330 @@
+// Package config loads and validates a custos deployment's configuration:
+// one YAML file, custos.yaml, written by `custos init` and read by every
+// command that works on the deployment.
+//
+// Load refuses a file with unknown keys, missing parts or dangerous
+// combinations, such as a store whose location label is not permitted for
+// the jurisdiction. Relative paths in the file are resolved against the
+// file's directory, so a deployment directory can be moved as a whole.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxFileSize caps the configuration file.
+const MaxFileSize = 1 << 20
+
+// Config is a deployment. The zero value is not valid; Load fills defaults.
+type Config struct {
+	// Name names the deployment in key names and signed statements, such
+	// as "custos-us". Lower-case letters, digits and dashes.
+	Name string `yaml:"name"`
+	// Jurisdiction is the ISO 3166-1 alpha-2 code of the one jurisdiction
+	// this instance serves. Subjects of any other are refused.
+	Jurisdiction string `yaml:"jurisdiction"`
+	// PermittedLocations lists the storage location labels where data of
+	// the jurisdiction may reside. custos refuses to start on a store whose
+	// location is not among them.
+	PermittedLocations []string `yaml:"permitted_locations"`
+	Store              Store    `yaml:"store"`
+	// Keyring is the local keyring file made by `custos init` (mode 0600).
+	Keyring string `yaml:"keyring"`
+	// Schema is the classification file of collections and fields.
+	Schema string `yaml:"schema"`
+	// Policies is the directory of Cedar policy files (*.cedar).
+	Policies string `yaml:"policies"`
+	// Audit is the audit journal file. Every decision is recorded there,
+	// durably, before the data it covers is released.
+	Audit    string   `yaml:"audit"`
+	Identity Identity `yaml:"identity"`
+	Tokens   Tokens   `yaml:"tokens"`
+	Erasure  Erasure  `yaml:"erasure"`
+	Limits   Limits   `yaml:"limits"`
+
+	// Dir is the directory of the configuration file.
+	Dir string `yaml:"-"`
+}
+
+// Store says where sealed records live.
+type Store struct {
+	// Driver is "sqlite" (the embedded default) or "postgres" (PostgreSQL
+	// or CockroachDB).
+	Driver string `yaml:"driver"`
+	// Path is the SQLite database file.
+	Path string `yaml:"path,omitempty"`
+	// DSNEnv names the environment variable holding the PostgreSQL
+	// connection string, so that no password sits in the file.
+	DSNEnv string `yaml:"dsn_env,omitempty"`
+	// Location is the label of where this store keeps its data, such as
+	// "us-east-1". It must be one of PermittedLocations.
+	Location string `yaml:"location"`
+}
+
+// Identity says whose tokens are accepted.
+type Identity struct {
+	// Audience is the aud claim tokens must carry.
+	Audience string `yaml:"audience"`
+	// Orgs lists the org claims accepted. custodian, operator and monitor
+	// are the parties of the arrangement; others may be added.
+	Orgs    []string `yaml:"orgs"`
+	Issuers []Issuer `yaml:"issuers"`
+	// DevIssuerKey is the private key `custos token mint` signs with. It
+	// belongs to the first issuer. Leave it empty in production, where an
+	// identity provider issues tokens.
+	DevIssuerKey string `yaml:"dev_issuer_key,omitempty"`
+	// Leeway is the clock skew tolerated on exp, nbf and iat.
+	Leeway Duration `yaml:"leeway,omitempty"`
+	// MaxTTL refuses tokens that live longer.
+	MaxTTL Duration `yaml:"max_ttl,omitempty"`
+}
+
+// Issuer is a token issuer: its iss claim and its Ed25519 public key file.
+type Issuer struct {
+	Name      string `yaml:"name"`
+	PublicKey string `yaml:"public_key"`
+}
+
+// Tokens configures pseudonyms.
+type Tokens struct {
+	// Audiences lists the audiences whose tokens can be detokenized; tokens
+	// of protected and creator fields are indexed for each at write time.
+	// A principal's audience is its org. Default: every org but monitor.
+	Audiences []string `yaml:"audiences"`
+}
+
+// Erasure configures crypto-shredding.
+type Erasure struct {
+	// ShredAfter bounds the time between an erasure and the key rotation
+	// that makes it final on copies of the store taken before it.
+	ShredAfter Duration `yaml:"shred_after"`
+}
+
+// Limits caps what one request may ask.
+type Limits struct {
+	MaxBodyBytes     int64 `yaml:"max_body_bytes"`
+	MaxInFlight      int   `yaml:"max_in_flight"`
+	MaxDetokenize    int   `yaml:"max_detokenize"`
+	RequestTimeoutMS int   `yaml:"request_timeout_ms"`
+}
+
+// Duration is a time.Duration written as "1h30m" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes a duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Load reads, defaults and validates the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := readCapped(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't resolve config directory: %w", err)
+	}
+	c.Dir = abs
+	return c, nil
+}
+
+func readCapped(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open config: %w (make one with `custos init DIR`)", err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileSize+1)); err != nil {
+		return nil, fmt.Errorf("couldn't read config: %w", err)
+	}
+	if buf.Len() > MaxFileSize {
+		return nil, fmt.Errorf("config %s is larger than %d bytes", path, MaxFileSize)
+	}
+	return buf.Bytes(), nil
+}
+
+// Parse decodes and validates a configuration, with defaults filled in.
+// Paths stay as written; Load resolves them.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("couldn't parse config: %w", err)
+	}
+	c.defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) defaults() {
+	if c.Store.Driver == "" {
+		c.Store.Driver = "sqlite"
+	}
+	if c.Audit == "" {
+		c.Audit = "data/audit.jsonl"
+	}
+	if c.Identity.Audience == "" {
+		c.Identity.Audience = "custos"
+	}
+	if len(c.Identity.Orgs) == 0 {
+		c.Identity.Orgs = []string{"custodian", "operator", "monitor"}
+	}
+	if c.Identity.Leeway == 0 {
+		c.Identity.Leeway = Duration(30 * time.Second)
+	}
+	if c.Identity.MaxTTL == 0 {
+		c.Identity.MaxTTL = Duration(24 * time.Hour)
+	}
+	if c.Tokens.Audiences == nil {
+		for _, o := range c.Identity.Orgs {
+			if o != "monitor" {
+				c.Tokens.Audiences = append(c.Tokens.Audiences, o)
+			}
+		}
+	}
+	if c.Erasure.ShredAfter == 0 {
+		c.Erasure.ShredAfter = Duration(time.Hour)
+	}
+	if c.Limits.MaxBodyBytes == 0 {
+		c.Limits.MaxBodyBytes = 1 << 20
+	}
+	if c.Limits.MaxInFlight == 0 {
+		c.Limits.MaxInFlight = 512
+	}
+	if c.Limits.MaxDetokenize == 0 {
+		c.Limits.MaxDetokenize = 100
+	}
+	if c.Limits.RequestTimeoutMS == 0 {
+		c.Limits.RequestTimeoutMS = 10_000
+	}
+}
+
+var (
+	nameRE  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	ccRE    = regexp.MustCompile(`^[A-Z]{2}$`)
+	labelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$`)
+)
+
+// Validate reports the first problem with c, naming the key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if !nameRE.MatchString(c.Name) {
+		bad("name", "must be lower-case letters, digits and dashes, starting with a letter")
+	}
+	if !ccRE.MatchString(c.Jurisdiction) {
+		bad("jurisdiction", "must be an ISO 3166-1 alpha-2 code such as US")
+	}
+	if len(c.PermittedLocations) == 0 {
+		bad("permitted_locations", "must list at least one storage location label")
+	}
+	for _, l := range c.PermittedLocations {
+		if !labelRE.MatchString(l) {
+			bad("permitted_locations", "%q is not a valid label", l)
+		}
+	}
+	switch c.Store.Driver {
+	case "sqlite":
+		if c.Store.Path == "" {
+			bad("store.path", "is required for the sqlite driver")
+		}
+	case "postgres":
+		if c.Store.DSNEnv == "" {
+			bad("store.dsn_env", "is required for the postgres driver: name the environment variable that holds the connection string")
+		}
+	default:
+		bad("store.driver", "must be sqlite or postgres, not %q", c.Store.Driver)
+	}
+	if !slices.Contains(c.PermittedLocations, c.Store.Location) {
+		bad("store.location", "%q is not among permitted_locations %v: data of %s may not be stored there", c.Store.Location, c.PermittedLocations, c.Jurisdiction)
+	}
+	for key, v := range map[string]string{"keyring": c.Keyring, "schema": c.Schema, "policies": c.Policies} {
+		if v == "" {
+			bad(key, "is required")
+		}
+	}
+	c.validateIdentity(bad)
+	for _, a := range c.Tokens.Audiences {
+		if !nameRE.MatchString(a) {
+			bad("tokens.audiences", "%q is not a valid audience name", a)
+		}
+	}
+	if c.Erasure.ShredAfter < Duration(time.Second) || c.Erasure.ShredAfter > Duration(30*24*time.Hour) {
+		bad("erasure.shred_after", "must be between 1s and 720h")
+	}
+	if c.Limits.MaxBodyBytes < 1024 || c.Limits.MaxBodyBytes > 64<<20 {
+		bad("limits.max_body_bytes", "must be between 1 KiB and 64 MiB")
+	}
+	if c.Limits.MaxInFlight < 1 || c.Limits.MaxDetokenize < 1 || c.Limits.RequestTimeoutMS < 1 {
+		bad("limits", "values must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateIdentity(bad func(key, format string, args ...any)) {
+	id := c.Identity
+	if id.Audience == "" {
+		bad("identity.audience", "is required")
+	}
+	for _, o := range id.Orgs {
+		if !nameRE.MatchString(o) {
+			bad("identity.orgs", "%q is not a valid org name", o)
+		}
+	}
+	if len(id.Issuers) == 0 {
+		bad("identity.issuers", "must list at least one token issuer")
+	}
+	for i, is := range id.Issuers {
+		if is.Name == "" || is.PublicKey == "" {
+			bad(fmt.Sprintf("identity.issuers[%d]", i), "needs name and public_key")
+		}
+	}
+	if id.Leeway < 0 || id.Leeway > Duration(5*time.Minute) {
+		bad("identity.leeway", "must be between 0 and 5m")
+	}
+	if id.MaxTTL < Duration(time.Minute) || id.MaxTTL > Duration(30*24*time.Hour) {
+		bad("identity.max_ttl", "must be between 1m and 720h")
+	}
+}
+
+// Path resolves a path from the file against the config's directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
