@@ -1,0 +1,157 @@
+// Package custody is the request path of custos, written once:
+// authenticate (done by the caller, which passes a verified Principal),
+// decide (Cedar policies, field by field), act (vault, tokens, masks),
+// record (an audit entry made durable) and respond.
+//
+// Guarantees:
+//   - Deny by default: a field is released only in a form the policy allows,
+//     and a request the policy does not allow touches no data.
+//   - Record before release: every method that returns data returns it only
+//     after its audit entry is durable; if the Auditor fails, the method
+//     fails with CodeUnavailable and returns no data.
+//   - Residency: subjects of another jurisdiction are refused.
+//   - Errors returned are *custos.Error with a stable code and a detail free
+//     of personal data, or an internal error whose cause is for the log only.
+//
+// custody trusts the Principal it is given (the gateway verified it), the
+// Store to keep what it is given (it only ever gets ciphertext and
+// pseudonyms), and the Keyring behind the vault.
+package custody
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/custos/custos"
+	"github.com/custos/custos/internal/policy"
+	"github.com/custos/custos/internal/schema"
+	"github.com/custos/custos/internal/token"
+	"github.com/custos/custos/internal/vault"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Config is everything custody needs. All fields are required but Logger,
+// Now and OnErase.
+type Config struct {
+	Jurisdiction string
+	Schema       *schema.Schema
+	Policy       *policy.Engine
+	Vault        *vault.Vault
+	Store        custos.Store
+	Tokens       *token.Tokenizer
+	// Audiences are the token audiences indexed at write time, so that
+	// their tokens can be detokenized.
+	Audiences []string
+	Auditor   custos.Auditor
+	// Receipts signs erasure receipts with the custodian's key.
+	Receipts note.Signer
+	// KEK returns the id of the current key-encryption key, named in
+	// erasure receipts: its destruction makes an erasure final.
+	KEK     func() string
+	Logger  *slog.Logger
+	Now     func() time.Time
+	OnErase func() // called after each erasure, to schedule a key rotation
+	// MaxDetokenize caps the tokens of one detokenize request.
+	MaxDetokenize int
+}
+
+// Service runs requests. It is safe for concurrent use.
+type Service struct {
+	cfg    Config
+	schema atomic.Pointer[schema.Schema]
+	log    *slog.Logger
+}
+
+// New checks cfg and returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Schema == nil || cfg.Policy == nil || cfg.Vault == nil || cfg.Store == nil ||
+		cfg.Tokens == nil || cfg.Auditor == nil || cfg.Receipts == nil || cfg.KEK == nil || cfg.Jurisdiction == "" {
+		return nil, errors.New("custody: incomplete config")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxDetokenize == 0 {
+		cfg.MaxDetokenize = 100
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger}
+	s.schema.Store(cfg.Schema)
+	return s, nil
+}
+
+// Schema returns the schema in force.
+func (s *Service) Schema() *schema.Schema { return s.schema.Load() }
+
+// Policy returns the policy engine.
+func (s *Service) Policy() *policy.Engine { return s.cfg.Policy }
+
+// Request is what every call carries besides its own arguments.
+type Request struct {
+	Principal custos.Principal
+	Purpose   custos.Purpose
+}
+
+func (r Request) entry(action string) custos.AuditEntry {
+	p := r.Principal
+	return custos.AuditEntry{Action: action, Decision: "allow", Principal: p.ID, Org: p.Org, Loc: p.Loc, Purpose: string(r.Purpose)}
+}
+
+// record makes e durable and returns its index; failure is reported as
+// CodeUnavailable and the caller must release nothing.
+func (s *Service) record(ctx context.Context, e custos.AuditEntry) (uint64, error) {
+	e.Time = s.cfg.Now().UTC()
+	idx, err := s.cfg.Auditor.Record(ctx, e)
+	if err != nil {
+		s.log.Error("audit record failed", "action", e.Action, "err", err)
+		return 0, &custos.Error{Code: custos.CodeAuditUnavailable, Detail: "the audit log cannot record this request; nothing was released"}
+	}
+	return idx, nil
+}
+
+// deny records a refusal and returns err. A refusal that cannot be
+// recorded is still a refusal.
+func (s *Service) deny(ctx context.Context, e custos.AuditEntry, err *custos.Error) error {
+	e.Decision, e.Code = "deny", err.Code
+	if _, rerr := s.record(ctx, e); rerr != nil {
+		s.log.Warn("denial not recorded", "action", e.Action)
+	}
+	return err
+}
+
+func (s *Service) pseudonym(id string) string { return s.cfg.Tokens.Pseudonym("audit", id) }
+
+func fieldsOf(c *schema.Collection) []policy.Field {
+	out := make([]policy.Field, 0, len(c.Order))
+	for _, n := range c.Order {
+		f := c.Fields[n]
+		out = append(out, policy.Field{Collection: c.Name, Name: n, Class: f.Class, Type: f.Type})
+	}
+	return out
+}
+
+func internal(what string, err error) error {
+	return fmt.Errorf("couldn't %s: %w", what, err)
+}
+
+// key unwraps subj's data key. A rotation may have re-wrapped it since subj
+// was read and destroyed the KEK it was read under: then subj is read again
+// and the unwrap tried once more.
+func (s *Service) key(ctx context.Context, subj custos.StoredSubject, reason custos.KeyReason) (*vault.DataKey, error) {
+	k, err := s.cfg.Vault.Key(ctx, subj, reason)
+	if errors.Is(err, custos.ErrKeyDestroyed) {
+		if subj, err = s.cfg.Store.Subject(ctx, subj.ID); err == nil {
+			k, err = s.cfg.Vault.Key(ctx, subj, reason)
+		}
+	}
+	if err != nil {
+		return nil, internal("unwrap data key", err)
+	}
+	return k, nil
+}
