@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/custos/custos"
+	"github.com/custos/custos/internal/config"
+	"github.com/custos/custos/internal/custody"
+	"github.com/custos/custos/internal/identity"
+	"github.com/custos/custos/internal/journal"
+	"github.com/custos/custos/internal/keys"
+	"github.com/custos/custos/internal/policy"
+	"github.com/custos/custos/internal/schema"
+	"github.com/custos/custos/internal/store/postgres"
+	"github.com/custos/custos/internal/store/sqlite"
+	"github.com/custos/custos/internal/token"
+	"github.com/custos/custos/internal/vault"
+)
+
+// deployment is a deployment opened from its config: every component
+// wired, ready to serve.
+type deployment struct {
+	cfg      *config.Config
+	store    custos.Store
+	keyring  *keys.Local
+	schema   *schema.Schema
+	policy   *policy.Engine
+	journal  *journal.Journal
+	custody  *custody.Service
+	verifier *identity.Verifier
+	shredder *shredder
+}
+
+// receiptKeyName names the custodian's key in signed receipts.
+func receiptKeyName(cfg *config.Config) string { return cfg.Name + "-custodian" }
+
+// openStore opens the configured store and refuses one whose declared
+// location is not permitted for the jurisdiction.
+func openStore(ctx context.Context, cfg *config.Config) (custos.Store, error) {
+	var st custos.Store
+	switch cfg.Store.Driver {
+	case "sqlite":
+		s, err := sqlite.Open(cfg.Path(cfg.Store.Path), cfg.Store.Location)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't open store: %w", err)
+		}
+		st = s
+	case "postgres":
+		dsn := os.Getenv(cfg.Store.DSNEnv)
+		if dsn == "" {
+			return nil, fmt.Errorf("store.dsn_env names %s, which is not set: set it to the PostgreSQL connection string", cfg.Store.DSNEnv)
+		}
+		s, err := postgres.Open(ctx, dsn, cfg.Store.Location)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't open store: %w", err)
+		}
+		st = s
+	}
+	if loc := st.Location(); !slices.Contains(cfg.PermittedLocations, loc) {
+		st.Close()
+		return nil, fmt.Errorf("the store declares location %q, which is not permitted for jurisdiction %s (permitted: %v): refusing to start", loc, cfg.Jurisdiction, cfg.PermittedLocations)
+	}
+	return st, nil
+}
+
+func openDeployment(ctx context.Context, path string, log *slog.Logger) (_ *deployment, err error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	d := &deployment{cfg: cfg}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if d.keyring, err = keys.Open(cfg.Path(cfg.Keyring)); err != nil {
+		return nil, err
+	}
+	if j := d.keyring.Jurisdiction(); j != cfg.Jurisdiction {
+		return nil, fmt.Errorf("the keyring is for jurisdiction %s, the config for %s: refusing to start", j, cfg.Jurisdiction)
+	}
+	if d.schema, err = schema.Load(cfg.Path(cfg.Schema)); err != nil {
+		return nil, err
+	}
+	set, err := policy.LoadDir(cfg.Path(cfg.Policies))
+	if err != nil {
+		return nil, err
+	}
+	d.policy = policy.NewEngine(set, cfg.Jurisdiction)
+	if d.store, err = openStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if d.journal, err = journal.Open(cfg.Path(cfg.Audit)); err != nil {
+		return nil, err
+	}
+	if d.verifier, err = openVerifier(cfg); err != nil {
+		return nil, err
+	}
+	tokens, err := token.New(d.keyring.TokenKey())
+	if err != nil {
+		return nil, err
+	}
+	signer, err := d.keyring.Signer(receiptKeyName(cfg))
+	if err != nil {
+		return nil, err
+	}
+	d.shredder = newShredder(cfg, d.store, d.keyring, log)
+	d.custody, err = custody.New(custody.Config{
+		Jurisdiction:  cfg.Jurisdiction,
+		Schema:        d.schema,
+		Policy:        d.policy,
+		Vault:         vault.New(d.keyring, cfg.Jurisdiction),
+		Store:         d.store,
+		Tokens:        tokens,
+		Audiences:     cfg.Tokens.Audiences,
+		Auditor:       d.journal,
+		Receipts:      signer,
+		KEK:           d.keyring.Current,
+		Logger:        log,
+		OnErase:       d.shredder.Erased,
+		MaxDetokenize: cfg.Limits.MaxDetokenize,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.journal.Record(ctx, custos.AuditEntry{Time: time.Now().UTC(), Action: "policy-load", Decision: "allow", Detail: "policy " + set.Version() + " schema " + d.schema.Digest}); err != nil {
+		return nil, fmt.Errorf("couldn't record policy load: %w", err)
+	}
+	return d, nil
+}
+
+func openVerifier(cfg *config.Config) (*identity.Verifier, error) {
+	var issuers []identity.Issuer
+	for _, is := range cfg.Identity.Issuers {
+		k, err := identity.ReadPublicKey(cfg.Path(is.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s: %w", is.Name, err)
+		}
+		issuers = append(issuers, identity.Issuer{Name: is.Name, Key: k})
+	}
+	return identity.NewVerifier(identity.Config{
+		Audience: cfg.Identity.Audience,
+		Issuers:  issuers,
+		Orgs:     cfg.Identity.Orgs,
+		Leeway:   time.Duration(cfg.Identity.Leeway),
+		MaxTTL:   time.Duration(cfg.Identity.MaxTTL),
+	})
+}
+
+// reloadPolicy replaces the policies with the directory's current files if
+// they parse; an invalid set never replaces a valid one.
+func (d *deployment) reloadPolicy(ctx context.Context) error {
+	set, err := policy.LoadDir(d.cfg.Path(d.cfg.Policies))
+	if err != nil {
+		return fmt.Errorf("policies not reloaded, %s stays in force: %w", d.policy.Version(), err)
+	}
+	if _, err := d.journal.Record(ctx, custos.AuditEntry{Time: time.Now().UTC(), Action: "policy-load", Decision: "allow", Detail: "policy " + set.Version()}); err != nil {
+		return fmt.Errorf("policies not reloaded: couldn't record the change: %w", err)
+	}
+	d.policy.Replace(set)
+	return nil
+}
+
+func (d *deployment) Close() error {
+	var errs []error
+	if d.shredder != nil {
+		d.shredder.Stop()
+	}
+	if d.journal != nil {
+		errs = append(errs, d.journal.Close())
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func isNotFound(err error) bool { return errors.Is(err, custos.ErrNotFound) }

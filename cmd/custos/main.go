@@ -1,0 +1,125 @@
+// Command custos is a trusted data custodian: it holds a jurisdiction's user
+// data sealed, releases each field in the form the custodian's policies
+// allow, and records every decision before data leaves.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `custos is a trusted data custodian.
+
+Usage:
+    custos init DIR [--jurisdiction US] [--location LABEL] [--name NAME]
+    custos serve --config DIR/custos.yaml [--listen 127.0.0.1:8080]
+    custos demo [--listen 127.0.0.1:8080]
+    custos token mint --config DIR/custos.yaml --sub ID --org ORG --loc CC [--roles a,b] [--vetted] [--ttl 1h]
+    custos keys rotate --config DIR/custos.yaml
+    custos policy test --config DIR/custos.yaml FILE
+
+Example:
+    $ custos init ./us && custos serve --config ./us/custos.yaml --listen 127.0.0.1:8080
+`
+
+// env is what a run of the program sees of the world.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	log            *slog.Logger
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// errUsage is a command-line mistake; usage has been printed.
+var errUsage = errors.New("usage")
+
+// Main runs custos with args and returns the exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: newLogger(stderr)}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "init":
+		err = e.init(rest)
+	case "serve":
+		err = e.serve(ctx, rest)
+	case "demo":
+		err = e.demo(ctx, rest)
+	case "token":
+		err = e.token(rest)
+	case "keys":
+		err = e.keys(ctx, rest)
+	case "policy":
+		err = e.policy(rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "custos: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		return 2
+	case errors.Is(err, errFailed):
+		return 1
+	}
+	fmt.Fprintf(stderr, "custos: %v\n", err)
+	return 1
+}
+
+// errFailed is a run that said what failed already.
+var errFailed = errors.New("failed")
+
+func newLogger(w io.Writer) *slog.Logger {
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, nil))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// flags returns a FlagSet for a subcommand that prints its usage line.
+func (e *env) flags(name, use string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: %s\n", use)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args, allowing positional arguments before flags, and
+// returns the positional ones.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, errUsage
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/custos/custos/internal/gateway"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const serveUse = "custos serve --config DIR/custos.yaml [--listen 127.0.0.1:8080]"
+
+func (e *env) serve(ctx context.Context, args []string) error {
+	fs := e.flags("serve", serveUse)
+	cfgPath := fs.String("config", "", "the deployment's custos.yaml")
+	listen := fs.String("listen", "127.0.0.1:8080", "address to listen on")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *cfgPath == "" {
+		fs.Usage()
+		return errUsage
+	}
+	d, err := openDeployment(ctx, *cfgPath, e.log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("couldn't listen: %w (pick another address with --listen)", err)
+	}
+	return e.run(ctx, d, ln, nil)
+}
+
+// run serves d on ln until ctx ends, reloading policies on SIGHUP. ready,
+// if not nil, is called once the server accepts requests.
+func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready func()) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "custos_audit_entries", Help: "Entries in the audit journal.",
+	}, func() float64 { return float64(d.journal.Size()) }))
+	gw := gateway.New(gateway.Config{
+		Custody:        d.custody,
+		Verifier:       d.verifier,
+		Logger:         e.log,
+		Registry:       reg,
+		MaxBodyBytes:   d.cfg.Limits.MaxBodyBytes,
+		MaxInFlight:    d.cfg.Limits.MaxInFlight,
+		RequestTimeout: time.Duration(d.cfg.Limits.RequestTimeoutMS) * time.Millisecond,
+		Ready: func(ctx context.Context) error {
+			_, err := d.store.Subject(ctx, "custos-readiness-probe")
+			if err != nil && !isNotFound(err) {
+				return err
+			}
+			return nil
+		},
+	})
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	d.shredder.Start()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := d.reloadPolicy(context.Background()); err != nil {
+				e.log.Error("policy reload refused", "err", err)
+				continue
+			}
+			e.log.Info("policies reloaded", "version", d.policy.Version())
+		}
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	e.log.Info("custos serving", "addr", ln.Addr().String(), "jurisdiction", d.cfg.Jurisdiction, "policy", d.policy.Version(), "store", d.store.Location())
+	if ready != nil {
+		ready()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+// Package gateway is the HTTP API of custos: thin handlers that
+// authenticate the caller, decode and bound the request, call custody and
+// encode its answer.
+//
+// Guarantees: every /v1/ request is authenticated before anything else is
+// read (401 and nothing else otherwise); bodies are capped; every error is
+// an RFC 9457 problem JSON with a stable code, whose detail comes from a
+// *custos.Error (written free of personal data) or is "internal error", the
+// cause going to the log; log lines name routes, never paths, so subject and
+// record ids stay out of logs; when more requests are in flight than the
+// limit, the answer is 503 with Retry-After.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/custos/custos"
+	"github.com/custos/custos/internal/custody"
+	"github.com/custos/custos/internal/identity"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config is what the gateway needs.
+type Config struct {
+	Custody  *custody.Service
+	Verifier *identity.Verifier
+	Logger   *slog.Logger
+	// Registry collects the gateway's metrics, served at /metrics.
+	Registry       *prometheus.Registry
+	MaxBodyBytes   int64
+	MaxInFlight    int
+	RequestTimeout time.Duration
+	// Ready reports whether custos can serve; /healthz answers 503 when it
+	// returns an error.
+	Ready func(context.Context) error
+}
+
+type server struct {
+	cfg      Config
+	routes   []string
+	log      *slog.Logger
+	inflight chan struct{}
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// Gateway is the API's handler.
+type Gateway struct {
+	http.Handler
+	routes []string
+}
+
+// Routes lists "METHOD /pattern" of every API route.
+func (g *Gateway) Routes() []string { return g.routes }
+
+// New returns the gateway.
+func New(cfg Config) *Gateway {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &server{cfg: cfg, log: cfg.Logger, inflight: make(chan struct{}, cfg.MaxInFlight)}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "custos_http_requests_total", Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "custos_http_request_duration_seconds", Help: "HTTP request latency by route.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"route"})
+	cfg.Registry.MustRegister(s.requests, s.latency)
+
+	mux := http.NewServeMux()
+	s.route(mux, "/healthz", methods{"GET": s.health})
+	mux.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	s.route(mux, "/openapi.json", methods{"GET": serveOpenAPI})
+	s.route(mux, "/v1/subjects/{id}", methods{"PUT": s.auth(s.putSubject), "DELETE": s.auth(s.deleteSubject)})
+	s.route(mux, "/v1/records/{collection}", methods{"POST": s.auth(s.postRecord)})
+	s.route(mux, "/v1/records/{collection}/{id}", methods{"GET": s.auth(s.getRecord)})
+	s.route(mux, "/v1/detokenize", methods{"POST": s.auth(s.detokenize)})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.problem(w, r, custos.Errorf(custos.CodeNotFound, "no such endpoint; see /openapi.json"))
+	})
+	return &Gateway{Handler: http.MaxBytesHandler(mux, cfg.MaxBodyBytes), routes: s.routes}
+}
+
+// methods maps HTTP methods to handlers of one path; other methods get a
+// 405 problem with an Allow header.
+type methods map[string]http.HandlerFunc
+
+func (s *server) route(mux *http.ServeMux, pattern string, m methods) {
+	allow := ""
+	for method := range m {
+		s.routes = append(s.routes, method+" "+pattern)
+		if allow != "" {
+			allow += ", "
+		}
+		allow += method
+	}
+	mux.Handle(pattern, s.observe(pattern, func(w http.ResponseWriter, r *http.Request) {
+		h, ok := m[r.Method]
+		if !ok {
+			w.Header().Set("Allow", allow)
+			s.problemStatus(w, r, http.StatusMethodNotAllowed, custos.Errorf(custos.CodeInvalidRequest, "method %s is not allowed here", r.Method))
+			return
+		}
+		h(w, r)
+	}))
+}
+
+// observe bounds concurrency and time, and counts and logs each request.
+func (s *server) observe(route string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		select {
+		case s.inflight <- struct{}{}:
+			defer func() { <-s.inflight }()
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+			defer cancel()
+			h(sw, r.WithContext(ctx))
+		default:
+			sw.Header().Set("Retry-After", "1")
+			s.problem(sw, r, custos.Errorf(custos.CodeUnavailable, "too many requests in flight; retry later"))
+		}
+		code := strconv.Itoa(sw.status)
+		s.requests.WithLabelValues(route, code).Inc()
+		s.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		s.log.Info("request", "method", r.Method, "route", route, "status", sw.status, "ms", float64(time.Since(start).Microseconds())/1000)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// auth verifies the bearer token and the purpose header before h runs.
+func (s *server) auth(h func(http.ResponseWriter, *http.Request, custody.Request)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.principal(r)
+		if err != nil {
+			s.log.Info("authentication failed", "route", r.Pattern, "why", err)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="custos"`)
+			s.problem(w, r, custos.Errorf(custos.CodeUnauthenticated, "a valid bearer token is required"))
+			return
+		}
+		purpose := r.Header.Get("Custos-Purpose")
+		if purpose != "" && !purposeRE.MatchString(purpose) {
+			s.problem(w, r, custos.Errorf(custos.CodeInvalidRequest, "Custos-Purpose must be a lower-case code of at most 64 letters, digits, _ and -"))
+			return
+		}
+		h(w, r, custody.Request{Principal: p, Purpose: custos.Purpose(purpose)})
+	}
+}
+
+var (
+	purposeRE      = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
+	unknownFieldRE = regexp.MustCompile(`^json: unknown field "[A-Za-z0-9_]+"$`)
+)
+
+func (s *server) principal(r *http.Request) (custos.Principal, error) {
+	tok, err := identity.BearerToken(r.Header)
+	if err != nil {
+		return custos.Principal{}, err
+	}
+	return s.cfg.Verifier.Verify(tok)
+}
+
+func (s *server) health(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			s.log.Error("not ready", "err", err)
+			s.problem(w, r, custos.Errorf(custos.CodeUnavailable, "not ready"))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "policy": s.cfg.Custody.Policy().Version()})
+}
+
+// decode reads one JSON object into v, refusing unknown fields, trailing
+// data and bodies over the cap.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return custos.Errorf(custos.CodeTooLarge, "the body is larger than the limit of this deployment")
+		}
+		return custos.Errorf(custos.CodeInvalidRequest, "the body is not valid JSON of the expected shape: %s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return custos.Errorf(custos.CodeInvalidRequest, "the body holds data after its JSON object")
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without quoting the input.
+func jsonProblem(err error) string {
+	if e, ok := errors.AsType[*json.SyntaxError](err); ok {
+		return "syntax error at byte " + strconv.FormatInt(e.Offset, 10)
+	}
+	if e, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		return "wrong type for " + e.Field
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of body"
+	}
+	if msg := err.Error(); len(msg) < 80 && unknownFieldRE.MatchString(msg) {
+		return msg[len("json: "):]
+	}
+	return "malformed"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	writeJSONBody(w, status, v)
+}
+
+func writeJSONBody(w http.ResponseWriter, status int, v any) {
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

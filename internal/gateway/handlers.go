@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/custos/custos"
+	"github.com/custos/custos/internal/custody"
+)
+
+func setAuditIndex(w http.ResponseWriter, idx uint64) {
+	w.Header().Set("Custos-Audit-Index", strconv.FormatUint(idx, 10))
+}
+
+func (s *server) putSubject(w http.ResponseWriter, r *http.Request, req custody.Request) {
+	var body struct {
+		Residency string `json:"residency"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	created, err := s.cfg.Custody.Register(r.Context(), req, custos.Subject{ID: r.PathValue("id"), Residency: body.Residency})
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, map[string]any{"id": r.PathValue("id"), "residency": body.Residency, "created": created})
+}
+
+func (s *server) deleteSubject(w http.ResponseWriter, r *http.Request, req custody.Request) {
+	e, err := s.cfg.Custody.Erase(r.Context(), req, r.PathValue("id"))
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	setAuditIndex(w, e.AuditIndex)
+	writeJSON(w, http.StatusOK, map[string]any{"erased": true, "records": e.Records, "receipt": string(e.Receipt), "audit_index": e.AuditIndex})
+}
+
+func (s *server) postRecord(w http.ResponseWriter, r *http.Request, req custody.Request) {
+	var body struct {
+		ID     string                     `json:"id"`
+		Fields map[string]json.RawMessage `json:"fields"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	if body.Fields == nil {
+		s.problem(w, r, custos.Errorf(custos.CodeInvalidRequest, "the body needs an id and a fields object"))
+		return
+	}
+	created, idx, err := s.cfg.Custody.Write(r.Context(), req, r.PathValue("collection"), body.ID, body.Fields)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	setAuditIndex(w, idx)
+	writeJSON(w, status, map[string]any{"id": body.ID, "created": created, "audit_index": idx})
+}
+
+// orderedFields encodes a read's fields in schema order.
+type orderedFields custody.Read
+
+func (o orderedFields) MarshalJSON() ([]byte, error) {
+	buf := []byte{'{'}
+	for i, name := range o.Order {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		k, _ := json.Marshal(name)
+		v, err := json.Marshal(o.Fields[name])
+		if err != nil {
+			return nil, err
+		}
+		buf = append(append(append(buf, k...), ':'), v...)
+	}
+	return append(buf, '}'), nil
+}
+
+func (s *server) getRecord(w http.ResponseWriter, r *http.Request, req custody.Request) {
+	rd, err := s.cfg.Custody.Read(r.Context(), req, r.PathValue("collection"), r.PathValue("id"))
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	setAuditIndex(w, rd.AuditIndex)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{"id": rd.ID, "collection": rd.Collection, "fields": orderedFields(rd), "audit_index": rd.AuditIndex})
+}
+
+func (s *server) detokenize(w http.ResponseWriter, r *http.Request, req custody.Request) {
+	var body struct {
+		Tokens        []string             `json:"tokens"`
+		Justification custos.Justification `json:"justification"`
+		Approval      string               `json:"approval,omitempty"` // the approver's bearer token
+		BreakGlass    bool                 `json:"break_glass,omitempty"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	d := custody.Detokenization{Tokens: body.Tokens, Justification: body.Justification, BreakGlass: body.BreakGlass}
+	if body.Approval != "" {
+		ap, err := s.cfg.Verifier.Verify(body.Approval)
+		if err != nil {
+			s.problem(w, r, custos.Errorf(custos.CodeApproval, "the approval token is not valid"))
+			return
+		}
+		d.Approver = &ap
+	}
+	res, err := s.cfg.Custody.Detokenize(r.Context(), req, d)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	setAuditIndex(w, res.AuditIndex)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{"values": res.Values, "break_glass": res.BreakGlass, "audit_index": res.AuditIndex})
+}
