@@ -21,19 +21,25 @@
 //     it or its claims held, so they can be logged and shown to the caller.
 //
 // The package trusts the configured issuer keys and the clock in Config.Now.
-// It keeps no state between calls: replayed tokens are valid until they
-// expire, which is why MaxTTL bounds their life.
+// Replayed tokens are valid until they expire, which is why MaxTTL bounds
+// their life. A Verifier remembers tokens that passed every check (by the
+// SHA-256 of their exact text, at most 16,384 of them) until their exp, so
+// that a caller presenting the same token again costs a hash, not a
+// signature check; a remembered token is refused once its exp has passed,
+// without the leeway its first check allowed.
 package identity
 
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/custos/custos"
@@ -75,6 +81,20 @@ type Verifier struct {
 	orgs    []string
 	maxTTL  time.Duration
 	now     func() time.Time
+
+	// verified remembers tokens that passed every check, keyed by the
+	// SHA-256 of the exact token text, until their exp: a caller presenting
+	// the same token again is not made to pay for another signature check.
+	mu       sync.Mutex
+	verified map[[sha256.Size]byte]verifiedToken
+}
+
+// verifiedCacheSize bounds the tokens remembered as verified.
+const verifiedCacheSize = 16384
+
+type verifiedToken struct {
+	p   custos.Principal
+	exp time.Time
 }
 
 type issuer struct {
@@ -91,8 +111,9 @@ func NewVerifier(c Config) (*Verifier, error) {
 	v := &Verifier{
 		issuers: make(map[string]*issuer, len(c.Issuers)),
 		orgs:    slices.Clone(c.Orgs),
-		maxTTL:  cmp(c.MaxTTL, DefaultMaxTTL),
-		now:     c.Now,
+		maxTTL:   cmp(c.MaxTTL, DefaultMaxTTL),
+		now:      c.Now,
+		verified: make(map[[sha256.Size]byte]verifiedToken),
 	}
 	if v.now == nil {
 		v.now = time.Now
@@ -173,6 +194,10 @@ func (v *Verifier) Verify(token string) (custos.Principal, error) {
 	case len(token) > MaxTokenSize:
 		return custos.Principal{}, unauthenticated("token larger than %d bytes", MaxTokenSize)
 	}
+	h := sha256.Sum256([]byte(token))
+	if p, ok := v.remembered(h); ok {
+		return p, nil
+	}
 	name, err := peekIssuer(token)
 	if err != nil {
 		return custos.Principal{}, err
@@ -197,7 +222,12 @@ func (v *Verifier) Verify(token string) (custos.Principal, error) {
 	if err := v.checkLifetime(&c); err != nil {
 		return custos.Principal{}, err
 	}
-	return v.principal(&c)
+	p, err := v.principal(&c)
+	if err != nil {
+		return custos.Principal{}, err
+	}
+	v.remember(h, p, c.ExpiresAt.Time)
+	return p, nil
 }
 
 // peekIssuer returns the iss claim of a token before it is verified, to
@@ -354,4 +384,41 @@ func (e *authError) Error() string { return "unauthenticated: " + e.reason }
 
 func (e *authError) Unwrap() []error {
 	return []error{ErrUnauthenticated, custos.Errorf(custos.CodeUnauthenticated, "%s", e.reason)}
+}
+
+// remembered returns the principal of a token verified before, while it has
+// not expired. Expiry is checked without leeway: a remembered token never
+// outlives what its first verification allowed.
+func (v *Verifier) remembered(h [sha256.Size]byte) (custos.Principal, bool) {
+	v.mu.Lock()
+	t, ok := v.verified[h]
+	v.mu.Unlock()
+	if !ok || !v.now().Before(t.exp) {
+		return custos.Principal{}, false
+	}
+	p := t.p
+	p.Roles = slices.Clone(t.p.Roles)
+	return p, true
+}
+
+func (v *Verifier) remember(h [sha256.Size]byte, p custos.Principal, exp time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.verified) >= verifiedCacheSize {
+		now := v.now()
+		for k, t := range v.verified {
+			if !now.Before(t.exp) {
+				delete(v.verified, k)
+			}
+		}
+		// Still full: forget an arbitrary half rather than grow.
+		for k := range v.verified {
+			if len(v.verified) < verifiedCacheSize/2 {
+				break
+			}
+			delete(v.verified, k)
+		}
+	}
+	p.Roles = slices.Clone(p.Roles)
+	v.verified[h] = verifiedToken{p: p, exp: exp}
 }
