@@ -109,8 +109,8 @@ func NewVerifier(c Config) (*Verifier, error) {
 		return nil, fmt.Errorf("invalid identity config: %w", err)
 	}
 	v := &Verifier{
-		issuers: make(map[string]*issuer, len(c.Issuers)),
-		orgs:    slices.Clone(c.Orgs),
+		issuers:  make(map[string]*issuer, len(c.Issuers)),
+		orgs:     slices.Clone(c.Orgs),
 		maxTTL:   cmp(c.MaxTTL, DefaultMaxTTL),
 		now:      c.Now,
 		verified: make(map[[sha256.Size]byte]verifiedToken),
