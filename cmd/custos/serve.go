@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/custos/custos"
+	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/gateway"
+	"github.com/custos/custos/internal/identity"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -38,7 +43,37 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("couldn't listen: %w (pick another address with --listen)", err)
 	}
+	if d.cfg.TLS.Cert != "" {
+		tc, err := tlsConfig(d.cfg)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
 	return e.run(ctx, d, ln, nil)
+}
+
+// tlsConfig returns the server's TLS configuration: TLS 1.2 at least, and
+// with a client CA, client certificates verified against it when given.
+func tlsConfig(cfg *config.Config) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.Path(cfg.TLS.Cert), cfg.Path(cfg.TLS.Key))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't load TLS certificate: %w", err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if cfg.TLS.ClientCA != "" {
+		pem, err := os.ReadFile(cfg.Path(cfg.TLS.ClientCA))
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read tls.client_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.client_ca holds no PEM certificate")
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return tc, nil
 }
 
 // run serves d on ln until ctx ends, reloading policies on SIGHUP. ready,
@@ -57,6 +92,7 @@ func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready fun
 		MaxBodyBytes:   d.cfg.Limits.MaxBodyBytes,
 		MaxInFlight:    d.cfg.Limits.MaxInFlight,
 		RequestTimeout: time.Duration(d.cfg.Limits.RequestTimeoutMS) * time.Millisecond,
+		CertPrincipal:  certPrincipal(d.cfg),
 		Ready: func(ctx context.Context) error {
 			_, err := d.store.Subject(ctx, "custos-readiness-probe")
 			if err != nil && !isNotFound(err) {
@@ -105,4 +141,15 @@ func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready fun
 		return err
 	}
 	return nil
+}
+
+// certPrincipal returns how client certificates become principals, or nil
+// when the deployment takes none.
+func certPrincipal(cfg *config.Config) func(*x509.Certificate) (custos.Principal, error) {
+	if cfg.TLS.ClientCA == "" {
+		return nil
+	}
+	return func(c *x509.Certificate) (custos.Principal, error) {
+		return identity.PrincipalFromCert(c, cfg.Identity.Orgs)
+	}
 }

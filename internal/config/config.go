@@ -49,6 +49,7 @@ type Config struct {
 	Audit    string   `yaml:"audit"`
 	Identity Identity `yaml:"identity"`
 	Tokens   Tokens   `yaml:"tokens"`
+	TLS      TLS      `yaml:"tls"`
 	Erasure  Erasure  `yaml:"erasure"`
 	Limits   Limits   `yaml:"limits"`
 
@@ -93,6 +94,16 @@ type Identity struct {
 type Issuer struct {
 	Name      string `yaml:"name"`
 	PublicKey string `yaml:"public_key"`
+}
+
+// TLS configures HTTPS and, with ClientCA, mutual TLS: a client presenting
+// a certificate signed by ClientCA is the principal the certificate names
+// (CN the id, O the org, C the location, OU the roles, OU "vetted" vetted),
+// as a second way in beside bearer tokens.
+type TLS struct {
+	Cert     string `yaml:"cert,omitempty"`      // PEM certificate chain of the server
+	Key      string `yaml:"key,omitempty"`       // PEM private key of the server
+	ClientCA string `yaml:"client_ca,omitempty"` // PEM CA certificates that sign client certificates
 }
 
 // Tokens configures pseudonyms.
@@ -278,6 +289,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateIdentity(bad)
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls", "cert and key go together")
+	}
+	if c.TLS.ClientCA != "" && c.TLS.Cert == "" {
+		bad("tls.client_ca", "needs tls.cert and tls.key: client certificates are only seen over TLS")
+	}
 	for _, a := range c.Tokens.Audiences {
 		if !nameRE.MatchString(a) {
 			bad("tokens.audiences", "%q is not a valid audience name", a)

@@ -13,6 +13,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -39,6 +40,10 @@ type Config struct {
 	MaxBodyBytes   int64
 	MaxInFlight    int
 	RequestTimeout time.Duration
+	// CertPrincipal, if set, turns a client certificate that TLS verified
+	// against the custodian's client CA into a principal, for requests that
+	// carry no bearer token (mutual TLS).
+	CertPrincipal func(*x509.Certificate) (custos.Principal, error)
 	// Ready reports whether custos can serve; /healthz answers 503 when it
 	// returns an error.
 	Ready func(context.Context) error
@@ -175,6 +180,10 @@ var (
 )
 
 func (s *server) principal(r *http.Request) (custos.Principal, error) {
+	if _, bearer := r.Header["Authorization"]; !bearer && s.cfg.CertPrincipal != nil &&
+		r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		return s.cfg.CertPrincipal(r.TLS.VerifiedChains[0][0])
+	}
 	tok, err := identity.BearerToken(r.Header)
 	if err != nil {
 		return custos.Principal{}, err

@@ -15,8 +15,8 @@ const VettedOU = "vetted"
 // common name is the principal's id, its one organization the org (which
 // must be one of orgs), its one country the location, and its
 // organisational units the roles, but for VettedOU, which marks the
-// principal as vetted. The principal's issuer is the certificate issuer's
-// common name.
+// principal as vetted. The principal's issuer is "x509:" and the certificate
+// issuer's common name, so that no token issuer can share it.
 //
 // PrincipalFromCert checks the shape of these attributes only: the
 // certificate must already have been verified against the custodian's client
@@ -33,7 +33,7 @@ func PrincipalFromCert(c *x509.Certificate, orgs []string) (custos.Principal, er
 	case len(s.Country) != 1:
 		return custos.Principal{}, unauthenticated("certificate must name one country")
 	}
-	p := custos.Principal{ID: s.CommonName, Issuer: c.Issuer.CommonName, Org: s.Organization[0], Loc: s.Country[0]}
+	p := custos.Principal{ID: s.CommonName, Issuer: "x509:" + c.Issuer.CommonName, Org: s.Organization[0], Loc: s.Country[0]}
 	for _, ou := range s.OrganizationalUnit {
 		if ou == VettedOU {
 			p.Vetted = true

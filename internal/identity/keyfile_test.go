@@ -147,7 +147,7 @@ func TestPrincipalFromCert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := custos.Principal{ID: testSub, Issuer: "custodian client CA", Org: "monitor", Loc: "US", Roles: []string{"audit"}, Vetted: true}
+	want := custos.Principal{ID: testSub, Issuer: "x509:custodian client CA", Org: "monitor", Loc: "US", Roles: []string{"audit"}, Vetted: true}
 	if p.Key() != want.Key() {
 		t.Errorf("PrincipalFromCert = %+v, want %+v", p, want)
 	}
