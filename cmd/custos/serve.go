@@ -34,15 +34,18 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	// Listen first: a start that cannot listen must not touch the
+	// deployment, whose audit journal a running instance may be writing.
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("couldn't listen: %w (pick another address with --listen)", err)
+	}
+	defer ln.Close()
 	d, err := openDeployment(ctx, *cfgPath, e.log)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("couldn't listen: %w (pick another address with --listen)", err)
-	}
 	if d.cfg.TLS.Cert != "" {
 		tc, err := tlsConfig(d.cfg)
 		if err != nil {
@@ -84,6 +87,13 @@ func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready fun
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "custos_audit_entries", Help: "Entries in the audit journal.",
 	}, func() float64 { return float64(d.journal.Size()) }))
+	for _, a := range []custos.Action{custos.ActionReadClear, custos.ActionReadToken, custos.ActionReadMasked, custos.ActionWrite, custos.ActionDetokenize, ""} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "custos_key_unwraps_total",
+			Help:        "Data keys unwrapped, by the action stated as the reason (empty: custodial work such as rotation).",
+			ConstLabels: prometheus.Labels{"action": string(a)},
+		}, func() float64 { return float64(d.keyring.Unwraps()[a]) }))
+	}
 	gw := gateway.New(gateway.Config{
 		Custody:        d.custody,
 		Verifier:       d.verifier,
@@ -94,6 +104,9 @@ func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready fun
 		RequestTimeout: time.Duration(d.cfg.Limits.RequestTimeoutMS) * time.Millisecond,
 		CertPrincipal:  certPrincipal(d.cfg),
 		Ready: func(ctx context.Context) error {
+			if err := d.journal.Err(); err != nil {
+				return err
+			}
 			_, err := d.store.Subject(ctx, "custos-readiness-probe")
 			if err != nil && !isNotFound(err) {
 				return err

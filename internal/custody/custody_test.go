@@ -583,3 +583,20 @@ func BenchmarkRead10(b *testing.B) {
 		})
 	}
 }
+
+func TestUnwrapReasonIsTheFormReleased(t *testing.T) {
+	f := newFixture(t)
+	f.addUser(t, "u1", ada)
+	ctx := context.Background()
+	before := f.keyring.Unwraps()
+	if _, err := f.svc.Read(ctx, engineer, "users", "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Read(ctx, staff, "users", "u1"); err != nil {
+		t.Fatal(err)
+	}
+	after := f.keyring.Unwraps()
+	if after[custos.ActionReadToken]-before[custos.ActionReadToken] != 1 || after[custos.ActionReadClear]-before[custos.ActionReadClear] != 1 {
+		t.Fatalf("unwraps by reason: before %v, after %v; want one read-token and one read-clear", before, after)
+	}
+}

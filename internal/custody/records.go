@@ -188,7 +188,7 @@ func (s *Service) Read(ctx context.Context, r Request, collection, id string) (R
 		return Read{}, internal("read record", err)
 	}
 	e.Subject = s.pseudonym(rec.Subject)
-	values, err := s.open(ctx, r, custos.ActionReadClear, coll, rec, fields, forms)
+	values, err := s.open(ctx, r, unwrapReason(fields, forms), coll, rec, fields, forms)
 	if err != nil {
 		return Read{}, err
 	}
@@ -213,6 +213,24 @@ func (s *Service) Read(ctx context.Context, r Request, collection, id string) (R
 		return Read{}, err
 	}
 	return out, nil
+}
+
+// unwrapReason returns the read action a data key is unwrapped for: the
+// best form any sealed field is released in.
+func unwrapReason(fields []policy.Field, forms []custos.Form) custos.Action {
+	best := custos.ActionReadMasked
+	for i, f := range fields {
+		if !f.Class.Sealed() {
+			continue
+		}
+		switch forms[i] {
+		case custos.FormClear:
+			return custos.ActionReadClear
+		case custos.FormToken:
+			best = custos.ActionReadToken
+		}
+	}
+	return best
 }
 
 // open returns the stored JSON of rec's fields, opening the sealed part only

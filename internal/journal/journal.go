@@ -200,6 +200,14 @@ func (j *Journal) drain() {
 	}
 }
 
+// Err returns the failure that stopped the journal, if any: once a write
+// or fsync failed, every later Record fails until the journal is reopened.
+func (j *Journal) Err() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.failed
+}
+
 // Size returns the number of entries recorded.
 func (j *Journal) Size() uint64 {
 	j.mu.Lock()

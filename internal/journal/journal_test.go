@@ -118,6 +118,9 @@ func TestFailsClosed(t *testing.T) {
 	if _, err := j.Record(context.Background(), custos.AuditEntry{}); err == nil {
 		t.Fatal("Record succeeded after a failure")
 	}
+	if j.Err() == nil {
+		t.Fatal("Err is nil after a failure")
+	}
 }
 
 func TestClosed(t *testing.T) {
