@@ -72,7 +72,7 @@ type Erasure struct {
 // Erase destroys a subject's data key and deletes its records and token
 // refs. The live store can no longer open the subject's data at once; copies
 // taken before stay sealed under a wrapped key whose KEK the next rotation
-// destroys (OnErase schedules it).
+// destroys (OnErase schedules it, before the deletion).
 func (s *Service) Erase(ctx context.Context, r Request, id string) (Erasure, error) {
 	e := r.entry("erase")
 	if err := validSubjectID(id); err != nil {
@@ -99,15 +99,18 @@ func (s *Service) Erase(ctx context.Context, r Request, id string) (Erasure, err
 	if err != nil {
 		return Erasure{}, err
 	}
+	// The rotation that makes the erasure final on old copies is scheduled
+	// before the deletion, so a crash between the two cannot leave an
+	// erasure without one; a rotation with nothing erased costs only time.
+	if s.cfg.OnErase != nil {
+		s.cfg.OnErase()
+	}
 	n, err := s.cfg.Store.DeleteSubject(ctx, id)
 	if errors.Is(err, custos.ErrNotFound) {
 		return Erasure{}, custos.Errorf(custos.CodeNotFound, "no such subject")
 	}
 	if err != nil {
 		return Erasure{}, internal("delete subject", err)
-	}
-	if s.cfg.OnErase != nil {
-		s.cfg.OnErase()
 	}
 	rc := vault.Receipt{Jurisdiction: s.cfg.Jurisdiction, Subject: id, Records: n, ErasedAt: s.cfg.Now().UTC(), KEK: s.cfg.KEK()}
 	signed, err := vault.SignReceipt(s.cfg.Receipts, rc)

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/custos/custos/internal/config"
+)
+
+// TestShredderRotatesAfterErasure checks that an erasure is followed by a
+// key rotation within shred_after, and that a pending rotation noted before
+// a restart still happens after it.
+func TestShredderRotatesAfterErasure(t *testing.T) {
+	d := testDeployment(t)
+	d.shredder.Stop()
+	d.cfg.Erasure.ShredAfter = config.Duration(50 * time.Millisecond)
+	kek0 := d.keyring.Current()
+
+	s := newShredder(d.cfg, d.store, d.keyring, d.custody.Logger())
+	s.Erased()
+	if _, err := os.Stat(s.marker); err != nil {
+		t.Fatalf("no marker after an erasure: %v", err)
+	}
+	s.Start()
+	defer s.Stop()
+	waitFor(t, func() bool { return d.keyring.Current() != kek0 })
+	waitFor(t, func() bool { _, err := os.Stat(s.marker); return os.IsNotExist(err) })
+	if slices.Contains(d.keyring.KEKs(), kek0) {
+		t.Fatal("the KEK in force at the erasure was not destroyed")
+	}
+	s.Stop()
+
+	// A marker left by a process that stopped before rotating.
+	kek1 := d.keyring.Current()
+	if err := os.WriteFile(s.marker, []byte("pending\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newShredder(d.cfg, d.store, d.keyring, d.custody.Logger())
+	s2.Start()
+	defer s2.Stop()
+	waitFor(t, func() bool { return d.keyring.Current() != kek1 })
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("condition not met within 10s")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
