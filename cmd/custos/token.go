@@ -62,6 +62,9 @@ func mint(cfg *config.Config, p custos.Principal, ttl time.Duration) (string, er
 	if !slices.Contains(cfg.Identity.Orgs, p.Org) {
 		return "", fmt.Errorf("--org %q is not among identity.orgs %v", p.Org, cfg.Identity.Orgs)
 	}
+	if !ccRE.MatchString(p.Loc) {
+		return "", fmt.Errorf("--loc must be an ISO 3166-1 alpha-2 code such as US")
+	}
 	if ttl <= 0 || ttl > time.Duration(cfg.Identity.MaxTTL) {
 		return "", fmt.Errorf("--ttl must be positive and at most identity.max_ttl (%s)", time.Duration(cfg.Identity.MaxTTL))
 	}

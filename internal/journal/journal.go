@@ -7,8 +7,10 @@
 // and answers them all. A lone caller waits for one write and one fsync,
 // never for a batch to fill.
 //
-// On Open, a torn last line left by a crash is cut off: it was never
-// acknowledged. Once a write or fsync fails the journal refuses every later
+// One process at a time: Open takes an exclusive lock on the file and
+// fails with ErrInUse while another process holds it, since two writers
+// would interleave their lines and indexes. On Open, a torn last line left
+// by a crash is cut off: it was never acknowledged. Once a write or fsync fails the journal refuses every later
 // entry (fail closed) until it is reopened.
 //
 // The journal trusts its file system; it does not make the log verifiable
@@ -60,10 +62,17 @@ var _ custos.Auditor = (*Journal)(nil)
 // ErrClosed is returned by Record after Close.
 var ErrClosed = errors.New("journal closed")
 
+// ErrInUse is returned by Open when another process has the journal open.
+var ErrInUse = errors.New("audit journal in use by another process: run one custos server per deployment")
+
 // Open opens or creates the journal at path (mode 0600).
 func Open(path string) (*Journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("couldn't open audit journal: %w", err)
+	}
+	if err := lock(f); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("couldn't open audit journal: %w", err)
 	}
 	n, end, err := scan(f)

@@ -152,3 +152,19 @@ func BenchmarkRecordLone(b *testing.B) {
 		}
 	}
 }
+
+// TestOneProcessAtATime checks that a second open of a journal in use
+// fails instead of interleaving lines. flock locks are per open file, so a
+// second Open in this process stands in for a second process.
+func TestOneProcessAtATime(t *testing.T) {
+	j, path := open(t)
+	if _, err := Open(path); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Open = %v, want ErrInUse", err)
+	}
+	j.Close()
+	j2, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	j2.Close()
+}
