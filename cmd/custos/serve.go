@@ -49,7 +49,6 @@ func (e *env) serve(ctx context.Context, args []string) error {
 	if d.cfg.TLS.Cert != "" {
 		tc, err := tlsConfig(d.cfg)
 		if err != nil {
-			ln.Close()
 			return err
 		}
 		ln = tls.NewListener(ln, tc)
