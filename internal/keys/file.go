@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/custos/custos/internal/aead"
 )
 
 // The keyring file is a JSON object:
@@ -133,7 +135,7 @@ func newRing(f *fileV1) (*ring, error) {
 		if r.byID[fk.ID] != nil {
 			return nil, fmt.Errorf("duplicate key-encryption key %s", fk.ID)
 		}
-		a, err := newAEAD(fk.Key)
+		a, err := aead.New(fk.Key)
 		if err != nil {
 			return nil, fmt.Errorf("key-encryption key %s: %w", fk.ID, err)
 		}

@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/aead"
 )
 
 // Local is a keyring file opened by Open. It implements custos.Keyring and
@@ -146,9 +147,9 @@ func (l *Local) Wrap(ctx context.Context, dek, aad []byte) (custos.WrappedKey, e
 		return custos.WrappedKey{}, err
 	}
 	k := r.byID[r.current]
-	nonce := make([]byte, nonceSize)
+	nonce := make([]byte, aead.NonceSize)
 	rand.Read(nonce)
-	return custos.WrappedKey{KEKID: k.id, Ciphertext: seal(k.aead, nonce, dek, dekAAD(aad))}, nil
+	return custos.WrappedKey{KEKID: k.id, Ciphertext: aead.Seal(nil, k.aead, nonce, dek, dekAAD(aad))}, nil
 }
 
 // Unwrap opens w for reason, which must name a subject. It returns an error
@@ -175,7 +176,7 @@ func (l *Local) Unwrap(ctx context.Context, w custos.WrappedKey, aad []byte, rea
 			return nil, fmt.Errorf("couldn't unwrap key under %s: %w", w.KEKID, custos.ErrKeyDestroyed)
 		}
 	}
-	dek, err := open(k.aead, w.Ciphertext, dekAAD(aad))
+	dek, err := aead.Open(k.aead, w.Ciphertext, dekAAD(aad))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't unwrap key under %s: %w", k.id, err)
 	}
@@ -342,7 +343,7 @@ func newKEK(taken map[string]*kek) (*kek, error) {
 		}
 	}
 	key := randomSecret(32)
-	a, err := newAEAD(key)
+	a, err := aead.New(key)
 	if err != nil {
 		return nil, err
 	}

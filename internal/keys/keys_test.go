@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/aead"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -172,7 +173,7 @@ func TestWrapUnwrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.KEKID != l.Current() || len(w.Ciphertext) != nonceSize+32+16 {
+	if w.KEKID != l.Current() || len(w.Ciphertext) != aead.NonceSize+32+16 {
 		t.Fatalf("wrapped under %s, %d bytes", w.KEKID, len(w.Ciphertext))
 	}
 	got, err := l.Unwrap(ctx, w, []byte("US/u1"), reason)

@@ -3,6 +3,8 @@ package vault
 import (
 	"bytes"
 	"testing"
+
+	"github.com/custos/custos/internal/aead"
 )
 
 // FuzzOpen checks that no byte string makes Open panic and that none opens
@@ -14,8 +16,8 @@ func FuzzOpen(f *testing.F) {
 	}
 	// A fixed nonce, so that every fuzzing process knows the one genuine
 	// value: Seal's would differ between them.
-	nonce := bytes.Repeat([]byte{9}, nonceSize)
-	sealed := seal([]byte{sealVersion}, k.aead, nonce, []byte(`{"email":"a@example.com"}`), k.recordAAD("users", "r1"))
+	nonce := bytes.Repeat([]byte{9}, aead.NonceSize)
+	sealed := aead.Seal([]byte{sealVersion}, k.aead, nonce, []byte(`{"email":"a@example.com"}`), k.recordAAD("users", "r1"))
 	if _, err := k.Open("users", "r1", sealed); err != nil {
 		f.Fatal(err)
 	}

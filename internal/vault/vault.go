@@ -25,7 +25,6 @@ package vault
 
 import (
 	"context"
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
@@ -33,6 +32,7 @@ import (
 	"fmt"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/aead"
 )
 
 // Vault makes and unwraps the data keys of one jurisdiction's subjects. It
@@ -96,7 +96,7 @@ func newDataKey(dek []byte, jurisdiction, subject string) (*DataKey, error) {
 	if len(dek) != 32 {
 		return nil, errors.New("couldn't use data key: not 32 bytes")
 	}
-	a, err := newAEAD(dek)
+	a, err := aead.New(dek)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't use data key: %w", err)
 	}
@@ -106,17 +106,14 @@ func newDataKey(dek []byte, jurisdiction, subject string) (*DataKey, error) {
 // sealVersion is the first byte of every sealed value.
 const sealVersion = 1
 
-// nonceSize is the size of an AES-GCM nonce, chosen at random per seal.
-const nonceSize = 12
-
 // Seal encrypts plaintext, the protected fields of the given record, as
 // 0x01 || nonce || ciphertext || tag.
 func (k *DataKey) Seal(collection, record string, plaintext []byte) ([]byte, error) {
-	nonce := make([]byte, nonceSize)
+	nonce := make([]byte, aead.NonceSize)
 	rand.Read(nonce)
-	out := make([]byte, 1, 1+nonceSize+len(plaintext)+k.aead.Overhead())
+	out := make([]byte, 1, 1+aead.NonceSize+len(plaintext)+k.aead.Overhead())
 	out[0] = sealVersion
-	return seal(out, k.aead, nonce, plaintext, k.recordAAD(collection, record)), nil
+	return aead.Seal(out, k.aead, nonce, plaintext, k.recordAAD(collection, record)), nil
 }
 
 // Open decrypts what Seal returned for the same collection and record. Any
@@ -126,7 +123,7 @@ func (k *DataKey) Open(collection, record string, sealed []byte) ([]byte, error)
 	if len(sealed) < 1 || sealed[0] != sealVersion {
 		return nil, errors.New("couldn't open sealed fields: unknown format")
 	}
-	p, err := open(k.aead, sealed[1:], k.recordAAD(collection, record))
+	p, err := aead.Open(k.aead, sealed[1:], k.recordAAD(collection, record))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open sealed fields: %w", err)
 	}
@@ -163,34 +160,4 @@ func appendFields(b []byte, fields ...string) []byte {
 		b = append(b, f...)
 	}
 	return b
-}
-
-var errOpen = errors.New("message authentication failed")
-
-// newAEAD returns AES-256-GCM under key.
-func newAEAD(key []byte) (cipher.AEAD, error) {
-	b, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(b)
-}
-
-// seal appends nonce || AES-GCM(plaintext, aad) to dst. It is the one place
-// a data key encrypts; Seal passes a fresh random nonce, tests a fixed one.
-func seal(dst []byte, a cipher.AEAD, nonce, plaintext, aad []byte) []byte {
-	dst = append(dst, nonce...)
-	return a.Seal(dst, nonce, plaintext, aad)
-}
-
-// open reverses seal.
-func open(a cipher.AEAD, sealed, aad []byte) ([]byte, error) {
-	if len(sealed) < nonceSize+a.Overhead() {
-		return nil, errOpen
-	}
-	p, err := a.Open(nil, sealed[:nonceSize], sealed[nonceSize:], aad)
-	if err != nil {
-		return nil, errOpen
-	}
-	return p, nil
 }
