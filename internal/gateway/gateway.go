@@ -2,8 +2,11 @@
 // authenticate the caller, decode and bound the request, call custody and
 // encode its answer.
 //
-// Guarantees: every /v1/ request is authenticated before anything else is
-// read (401 and nothing else otherwise); bodies are capped; every error is
+// Guarantees: every /v1/ request is authenticated before its parameters,
+// headers or body are read and before custody is asked anything (401 and
+// nothing else otherwise; only routing, 404 and 405, and overload, 503,
+// come first, and they say nothing /openapi.json does not); bodies are
+// capped; every error is
 // an RFC 9457 problem JSON with a stable code, whose detail comes from a
 // *custos.Error (written free of personal data) or is "internal error", the
 // cause going to the log; log lines name routes, never paths, so subject and
@@ -18,9 +21,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/custos/custos"
@@ -36,9 +42,12 @@ type Config struct {
 	Verifier *identity.Verifier
 	Logger   *slog.Logger
 	// Registry collects the gateway's metrics, served at /metrics.
-	Registry       *prometheus.Registry
-	MaxBodyBytes   int64
-	MaxInFlight    int
+	Registry *prometheus.Registry
+	// MaxBodyBytes caps request bodies; 1 MiB when zero.
+	MaxBodyBytes int64
+	// MaxInFlight caps the requests served at once; 512 when zero.
+	MaxInFlight int
+	// RequestTimeout bounds each request; 10s when zero.
 	RequestTimeout time.Duration
 	// CertPrincipal, if set, turns a client certificate that TLS verified
 	// against the custodian's client CA into a principal, for requests that
@@ -64,8 +73,8 @@ type Gateway struct {
 	routes []string
 }
 
-// Routes lists "METHOD /pattern" of every API route.
-func (g *Gateway) Routes() []string { return g.routes }
+// Routes lists "METHOD /pattern" of every API route, sorted.
+func (g *Gateway) Routes() []string { return slices.Clone(g.routes) }
 
 // New returns the gateway.
 func New(cfg Config) *Gateway {
@@ -74,6 +83,15 @@ func New(cfg Config) *Gateway {
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 512
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
 	}
 	s := &server{cfg: cfg, log: cfg.Logger, inflight: make(chan struct{}, cfg.MaxInFlight)}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -87,15 +105,18 @@ func New(cfg Config) *Gateway {
 
 	mux := http.NewServeMux()
 	s.route(mux, "/healthz", methods{"GET": s.health})
-	mux.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	// /metrics is outside the in-flight limit: an overloaded gateway can
+	// still be observed.
+	mux.Handle("/metrics", s.dispatch("/metrics", methods{"GET": promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP}))
 	s.route(mux, "/openapi.json", methods{"GET": serveOpenAPI})
 	s.route(mux, "/v1/subjects/{id}", methods{"PUT": s.auth(s.putSubject), "DELETE": s.auth(s.deleteSubject)})
 	s.route(mux, "/v1/records/{collection}", methods{"POST": s.auth(s.postRecord)})
 	s.route(mux, "/v1/records/{collection}/{id}", methods{"GET": s.auth(s.getRecord)})
 	s.route(mux, "/v1/detokenize", methods{"POST": s.auth(s.detokenize)})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", s.observe("unmatched", func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, custos.Errorf(custos.CodeNotFound, "no such endpoint; see /openapi.json"))
-	})
+	}))
+	slices.Sort(s.routes)
 	return &Gateway{Handler: http.MaxBytesHandler(mux, cfg.MaxBodyBytes), routes: s.routes}
 }
 
@@ -103,24 +124,28 @@ func New(cfg Config) *Gateway {
 // 405 problem with an Allow header.
 type methods map[string]http.HandlerFunc
 
+// route mounts m at pattern, bounded and observed.
 func (s *server) route(mux *http.ServeMux, pattern string, m methods) {
-	allow := ""
-	for method := range m {
+	mux.Handle(pattern, s.observe(pattern, s.dispatch(pattern, m)))
+}
+
+// dispatch calls the handler of the request's method, or answers 405 with
+// the Allow header.
+func (s *server) dispatch(pattern string, m methods) http.HandlerFunc {
+	allowed := slices.Sorted(maps.Keys(m))
+	for _, method := range allowed {
 		s.routes = append(s.routes, method+" "+pattern)
-		if allow != "" {
-			allow += ", "
-		}
-		allow += method
 	}
-	mux.Handle(pattern, s.observe(pattern, func(w http.ResponseWriter, r *http.Request) {
+	allow := strings.Join(allowed, ", ")
+	return func(w http.ResponseWriter, r *http.Request) {
 		h, ok := m[r.Method]
 		if !ok {
 			w.Header().Set("Allow", allow)
-			s.problemStatus(w, r, http.StatusMethodNotAllowed, custos.Errorf(custos.CodeInvalidRequest, "method %s is not allowed here", r.Method))
+			s.problemStatus(w, r, http.StatusMethodNotAllowed, custos.Errorf(custos.CodeInvalidRequest, "this method is not allowed here; see the Allow header"))
 			return
 		}
 		h(w, r)
-	}))
+	}
 }
 
 // observe bounds concurrency and time, and counts and logs each request.

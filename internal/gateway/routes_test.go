@@ -1,0 +1,52 @@
+package gateway_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/custos/custos/internal/gateway"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestZeroLimitsGetDefaults checks that a Config without limits makes a
+// usable gateway rather than one that refuses everything.
+func TestZeroLimitsGetDefaults(t *testing.T) {
+	e := newEnv(t, options{})
+	cfg := e.cfg
+	cfg.MaxBodyBytes, cfg.MaxInFlight, cfg.RequestTimeout = 0, 0, 0
+	cfg.Registry = prometheus.NewRegistry()
+	gw := gateway.New(cfg)
+	for _, r := range []*http.Request{
+		httptest.NewRequest("GET", "/healthz", nil),
+		withToken(httptest.NewRequest("PUT", "/v1/subjects/z1", strings.NewReader(`{"residency":"US"}`)), e.service),
+	} {
+		w := httptest.NewRecorder()
+		gw.ServeHTTP(w, r)
+		if w.Code >= 300 {
+			t.Fatalf("%s %s with zero limits: %d %s", r.Method, r.URL.Path, w.Code, w.Body)
+		}
+	}
+}
+
+func TestMetricsOnlyGet(t *testing.T) {
+	e := newEnv(t, options{})
+	w := httptest.NewRecorder()
+	e.gw.ServeHTTP(w, httptest.NewRequest("POST", "/metrics", nil))
+	if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET" {
+		t.Fatalf("POST /metrics = %d, Allow %q", w.Code, w.Header().Get("Allow"))
+	}
+	w = httptest.NewRecorder()
+	e.gw.ServeHTTP(w, httptest.NewRequest("GET", "/nowhere", nil))
+	w = httptest.NewRecorder()
+	e.gw.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(w.Body.String(), `custos_http_requests_total{code="404",route="unmatched"} 1`) {
+		t.Fatal("a request to no route is not counted")
+	}
+}
+
+func withToken(r *http.Request, tok string) *http.Request {
+	r.Header.Set("Authorization", "Bearer "+tok)
+	return r
+}
