@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -35,6 +36,7 @@ type fixture struct {
 	dir      string
 	verifier note.Verifier
 	erased   atomic.Int32
+	cfg      custody.Config
 }
 
 // switchAuditor passes entries to the journal until failing is set.
@@ -97,17 +99,29 @@ func newFixtureWith(t testing.TB, schemaFile []byte, auditor custos.Auditor) *fi
 	if f.verifier, err = f.keyring.Verifier("custos-test-custodian"); err != nil {
 		t.Fatal(err)
 	}
-	f.svc, err = custody.New(custody.Config{
+	f.cfg = custody.Config{
 		Jurisdiction: "US", Schema: sc, Policy: policy.NewEngine(set, "US"),
 		Vault: vault.New(f.keyring, "US"), Store: f.store, Tokens: tok,
 		Audiences: []string{"custodian", "operator"}, Auditor: cmp.Or[custos.Auditor](auditor, f.auditor),
 		Receipts: signer, KEK: f.keyring.Current,
 		OnErase: func() { f.erased.Add(1) },
-	})
-	if err != nil {
+	}
+	if f.svc, err = custody.New(f.cfg); err != nil {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// withStore returns a service like f's over another store.
+func (f *fixture) withStore(t testing.TB, st custos.Store) *custody.Service {
+	t.Helper()
+	cfg := f.cfg
+	cfg.Store = st
+	svc, err := custody.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
 
 var (
@@ -569,19 +583,69 @@ func BenchmarkRead10(b *testing.B) {
 	})); err != nil {
 		b.Fatal(err)
 	}
-	for _, r := range []struct {
+	sqliteSvc := f.svc
+	memo := &memoStore{Store: f.store}
+	memSvc := f.withStore(b, memo)
+	for _, st := range []struct {
 		name string
-		req  custody.Request
-	}{{"staff-clear", staff}, {"engineer-tokens", engineer}} {
-		b.Run(r.name, func(b *testing.B) {
-			for b.Loop() {
-				rd, err := f.svc.Read(ctx, r.req, "profiles", "p1")
-				if err != nil || len(rd.Fields) != 10 {
-					b.Fatal(err, len(rd.Fields))
+		svc  *custody.Service
+	}{{"sqlite", sqliteSvc}, {"memo", memSvc}} {
+		for _, r := range []struct {
+			name string
+			req  custody.Request
+		}{{"staff-clear", staff}, {"engineer-tokens", engineer}} {
+			b.Run(st.name+"/"+r.name, func(b *testing.B) {
+				for b.Loop() {
+					rd, err := st.svc.Read(ctx, r.req, "profiles", "p1")
+					if err != nil || len(rd.Fields) != 10 {
+						b.Fatal(err, len(rd.Fields))
+					}
 				}
-			}
-		})
+			})
+		}
 	}
+}
+
+// memoStore answers repeated Record and Subject calls from memory, so that
+// a benchmark measures custody's own work (decide, open, shape) apart from
+// the store's.
+type memoStore struct {
+	custos.Store
+	mu   sync.Mutex
+	recs map[string]custos.SealedRecord
+	subj map[string]custos.StoredSubject
+}
+
+func (m *memoStore) Record(ctx context.Context, coll, id string) (custos.SealedRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r, ok := m.recs[coll+"/"+id]; ok {
+		return r, nil
+	}
+	r, err := m.Store.Record(ctx, coll, id)
+	if err == nil {
+		if m.recs == nil {
+			m.recs = map[string]custos.SealedRecord{}
+		}
+		m.recs[coll+"/"+id] = r
+	}
+	return r, err
+}
+
+func (m *memoStore) Subject(ctx context.Context, id string) (custos.StoredSubject, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.subj[id]; ok {
+		return s, nil
+	}
+	s, err := m.Store.Subject(ctx, id)
+	if err == nil {
+		if m.subj == nil {
+			m.subj = map[string]custos.StoredSubject{}
+		}
+		m.subj[id] = s
+	}
+	return s, err
 }
 
 func TestUnwrapReasonIsTheFormReleased(t *testing.T) {
