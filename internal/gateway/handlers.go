@@ -96,7 +96,12 @@ func (s *server) getRecord(w http.ResponseWriter, r *http.Request, req custody.R
 	}
 	setAuditIndex(w, rd.AuditIndex)
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{"id": rd.ID, "collection": rd.Collection, "fields": orderedFields(rd), "audit_index": rd.AuditIndex})
+	writeJSON(w, http.StatusOK, struct {
+		ID         string        `json:"id"`
+		Collection string        `json:"collection"`
+		Fields     orderedFields `json:"fields"`
+		AuditIndex uint64        `json:"audit_index"`
+	}{rd.ID, rd.Collection, orderedFields(rd), rd.AuditIndex})
 }
 
 func (s *server) detokenize(w http.ResponseWriter, r *http.Request, req custody.Request) {
