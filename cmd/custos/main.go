@@ -23,7 +23,7 @@ Usage:
     custos demo [--listen 127.0.0.1:8080]
     custos token mint --config DIR/custos.yaml --sub ID --org ORG --loc CC [--roles a,b] [--vetted] [--ttl 1h]
     custos keys rotate --config DIR/custos.yaml
-    custos policy test --config DIR/custos.yaml FILE
+    custos policy test [--config DIR/custos.yaml] FILE
 
 Example:
     $ custos init ./us && custos serve --config ./us/custos.yaml --listen 127.0.0.1:8080

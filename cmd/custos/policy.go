@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/policy"
 	"github.com/custos/custos/internal/schema"
 )
 
-const policyTestUse = "custos policy test --config DIR/custos.yaml FILE"
+const policyTestUse = "custos policy test [--config DIR/custos.yaml] FILE"
 
 // maxTestTable caps a policy test file.
 const maxTestTable = 1 << 20
@@ -21,14 +22,17 @@ func (e *env) policy(args []string) error {
 		return errUsage
 	}
 	fs := e.flags("policy test", policyTestUse)
-	cfgPath := fs.String("config", "", "the deployment's custos.yaml")
+	cfgPath := fs.String("config", "", "the deployment's custos.yaml (default: custos.yaml beside FILE)")
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	if *cfgPath == "" || len(pos) != 1 {
+	if len(pos) != 1 {
 		fs.Usage()
 		return errUsage
+	}
+	if *cfgPath == "" {
+		*cfgPath = filepath.Join(filepath.Dir(pos[0]), "custos.yaml")
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
