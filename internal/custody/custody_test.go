@@ -14,13 +14,11 @@ import (
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/custody"
+	"github.com/custos/custos/internal/custody/custodytest"
 	"github.com/custos/custos/internal/journal"
 	"github.com/custos/custos/internal/keys"
-	"github.com/custos/custos/internal/policy"
-	"github.com/custos/custos/internal/schema"
 	"github.com/custos/custos/internal/starter"
 	"github.com/custos/custos/internal/store/sqlite"
-	"github.com/custos/custos/internal/token"
 	"github.com/custos/custos/internal/vault"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -36,7 +34,7 @@ type fixture struct {
 	dir      string
 	verifier note.Verifier
 	erased   atomic.Int32
-	cfg      custody.Config
+	env      *custodytest.Env
 }
 
 // switchAuditor passes entries to the journal until failing is set.
@@ -61,67 +59,23 @@ func newFixture(t testing.TB) *fixture {
 // replaces the journal.
 func newFixtureWith(t testing.TB, schemaFile []byte, auditor custos.Auditor) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	f := &fixture{dir: dir}
-	var err error
-	kp := filepath.Join(dir, "keyring.json")
-	if err := keys.Create(kp, "US"); err != nil {
-		t.Fatal(err)
-	}
-	if f.keyring, err = keys.Open(kp); err != nil {
-		t.Fatal(err)
-	}
-	if f.store, err = sqlite.Open(filepath.Join(dir, "custos.db"), "us-local"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.store.Close() })
-	if f.journal, err = journal.Open(filepath.Join(dir, "audit.jsonl")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.journal.Close() })
-	f.auditor = &switchAuditor{j: f.journal}
-	sc, err := schema.Parse("schema.yaml", schemaFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := policy.Parse(starter.Policies())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := token.New(f.keyring.TokenKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := f.keyring.Signer("custos-test-custodian")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.verifier, err = f.keyring.Verifier("custos-test-custodian"); err != nil {
-		t.Fatal(err)
-	}
-	f.cfg = custody.Config{
-		Jurisdiction: "US", Schema: sc, Policy: policy.NewEngine(set, "US"),
-		Vault: vault.New(f.keyring, "US"), Store: f.store, Tokens: tok,
-		Audiences: []string{"custodian", "operator"}, Auditor: cmp.Or[custos.Auditor](auditor, f.auditor),
-		Receipts: signer, KEK: f.keyring.Current,
+	f := &fixture{}
+	env := custodytest.New(t, custodytest.Options{
+		Schema: schemaFile,
+		Auditor: func(j *journal.Journal) custos.Auditor {
+			f.auditor = &switchAuditor{j: j}
+			return cmp.Or[custos.Auditor](auditor, f.auditor)
+		},
 		OnErase: func() { f.erased.Add(1) },
-	}
-	if f.svc, err = custody.New(f.cfg); err != nil {
-		t.Fatal(err)
-	}
+	})
+	f.env, f.svc, f.store, f.keyring, f.journal = env, env.Service, env.Store, env.Keyring, env.Journal
+	f.dir, f.verifier = env.Dir, env.Receipts
 	return f
 }
 
 // withStore returns a service like f's over another store.
 func (f *fixture) withStore(t testing.TB, st custos.Store) *custody.Service {
-	t.Helper()
-	cfg := f.cfg
-	cfg.Store = st
-	svc, err := custody.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
+	return f.env.With(t, func(c *custody.Config) { c.Store = st })
 }
 
 var (

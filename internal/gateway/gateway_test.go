@@ -12,7 +12,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,24 +22,19 @@ import (
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/custody"
+	"github.com/custos/custos/internal/custody/custodytest"
 	"github.com/custos/custos/internal/gateway"
 	"github.com/custos/custos/internal/identity"
 	"github.com/custos/custos/internal/journal"
 	"github.com/custos/custos/internal/keys"
-	"github.com/custos/custos/internal/policy"
-	"github.com/custos/custos/internal/schema"
-	"github.com/custos/custos/internal/starter"
-	"github.com/custos/custos/internal/store/sqlite"
-	"github.com/custos/custos/internal/token"
 	"github.com/custos/custos/internal/vault"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
 )
 
 const (
-	audience    = "custos"
-	issuerName  = "test-issuer"
-	receiptName = "custos-test-custodian"
+	audience   = "custos"
+	issuerName = "test-issuer"
 )
 
 // The principals of the tests, one per party.
@@ -130,55 +124,14 @@ type options struct {
 
 func newEnv(t testing.TB, o options) *env {
 	t.Helper()
-	dir := t.TempDir()
 	e := &env{}
-	kp := filepath.Join(dir, "keyring.json")
-	if err := keys.Create(kp, "US"); err != nil {
-		t.Fatal(err)
-	}
+	ce := custodytest.New(t, custodytest.Options{Auditor: func(j *journal.Journal) custos.Auditor {
+		e.auditor = &auditor{j: j, entered: make(chan struct{}, 1)}
+		return e.auditor
+	}})
+	e.keyring, e.receipts = ce.Keyring, ce.Receipts
+	svc := ce.Service
 	var err error
-	if e.keyring, err = keys.Open(kp); err != nil {
-		t.Fatal(err)
-	}
-	store, err := sqlite.Open(filepath.Join(dir, "custos.db"), "us-local")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	j, err := journal.Open(filepath.Join(dir, "audit.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
-	e.auditor = &auditor{j: j, entered: make(chan struct{}, 1)}
-	sc, err := schema.Parse("schema.yaml", starter.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := policy.Parse(starter.Policies())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := token.New(e.keyring.TokenKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := e.keyring.Signer(receiptName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.receipts, err = e.keyring.Verifier(receiptName); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := custody.New(custody.Config{
-		Jurisdiction: "US", Schema: sc, Policy: policy.NewEngine(set, "US"),
-		Vault: vault.New(e.keyring, "US"), Store: store, Tokens: tok,
-		Audiences: []string{custos.OrgCustodian, custos.OrgOperator}, Auditor: e.auditor,
-		Receipts: signer, KEK: e.keyring.Current,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if e.issuerKey, err = identity.GenerateKey(); err != nil {
 		t.Fatal(err)
 	}
