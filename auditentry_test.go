@@ -1,0 +1,77 @@
+package custos
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var sampleEntry = AuditEntry{
+	Time: time.Date(2026, 11, 26, 19, 35, 40, 123456789, time.UTC), Action: "read", Decision: "allow",
+	Principal: "wei", Org: "operator", Loc: "SG", Collection: "users", Record: "ps_r", Subject: "ps_s",
+	Forms: map[string]string{"phone": "token", "email": "token", "country": "clear"},
+}
+
+func TestAuditEntryEncoding(t *testing.T) {
+	b, err := MarshalAuditEntry(sampleEntry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"v":1,"time":"2026-11-26T19:35:40.123456Z","action":"read","decision":"allow","principal":"wei","org":"operator","loc":"SG","collection":"users","record":"ps_r","subject":"ps_s","forms":{"country":"clear","email":"token","phone":"token"}}`
+	if string(b) != want {
+		t.Fatalf("encoding:\n got %s\nwant %s", b, want)
+	}
+	e, err := ParseAuditEntry(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := sampleEntry
+	w.Time = w.Time.Truncate(time.Microsecond)
+	if !reflect.DeepEqual(e, w) {
+		t.Fatalf("round trip: %+v, want %+v", e, w)
+	}
+}
+
+func TestAuditEntryRefused(t *testing.T) {
+	good, _ := MarshalAuditEntry(sampleEntry)
+	cases := map[string]string{
+		"reordered keys":  strings.Replace(string(good), `"action":"read","decision":"allow"`, `"decision":"allow","action":"read"`, 1),
+		"white space":     strings.Replace(string(good), `"v":1,`, `"v": 1,`, 1),
+		"unknown field":   strings.Replace(string(good), `"v":1,`, `"v":1,"x":1,`, 1),
+		"version 2":       strings.Replace(string(good), `"v":1,`, `"v":2,`, 1),
+		"explicit empty":  strings.Replace(string(good), `"org":"operator",`, `"org":"operator","code":"",`, 1),
+		"bad decision":    strings.Replace(string(good), `"allow"`, `"maybe"`, 1),
+		"bad action":      strings.Replace(string(good), `"read"`, `"Read"`, 1),
+		"nanosecond time": strings.Replace(string(good), `.123456Z`, `.123456789Z`, 1),
+		"other zone":      strings.Replace(string(good), `.123456Z`, `.123456+01:00`, 1),
+		"escaped html":    strings.Replace(string(good), `"wei"`, `"\u003c"`, 1),
+		"trailing data":   string(good) + " ",
+		"too large":       string(good) + strings.Repeat(" ", MaxAuditEntrySize),
+	}
+	for name, c := range cases {
+		if _, err := ParseAuditEntry([]byte(c)); err == nil {
+			t.Errorf("%s: accepted %s", name, c)
+		}
+	}
+}
+
+func FuzzAuditEntry(f *testing.F) {
+	good, _ := MarshalAuditEntry(sampleEntry)
+	f.Add(good)
+	f.Add([]byte(`{"v":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := ParseAuditEntry(data)
+		if err != nil {
+			return
+		}
+		b, err := MarshalAuditEntry(e)
+		if err != nil {
+			t.Fatalf("accepted entry does not encode: %v", err)
+		}
+		if !bytes.Equal(b, data) {
+			t.Fatalf("two encodings of one entry:\n%s\n%s", data, b)
+		}
+	})
+}
