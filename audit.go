@@ -19,9 +19,10 @@ type AuditEntry struct {
 	Loc        string            `json:"loc,omitempty"`
 	Purpose    string            `json:"purpose,omitempty"`
 	Collection string            `json:"collection,omitempty"`
-	Record     string            `json:"record,omitempty"`  // audit pseudonym of the record id
-	Subject    string            `json:"subject,omitempty"` // audit pseudonym of the subject
-	Forms      map[string]string `json:"forms,omitempty"`   // field → form released
+	Record     string            `json:"record,omitempty"`   // audit pseudonym of the record id
+	Subject    string            `json:"subject,omitempty"`  // audit pseudonym of the subject
+	Subjects   []string          `json:"subjects,omitempty"` // audit pseudonyms, sorted, when several subjects are concerned
+	Forms      map[string]string `json:"forms,omitempty"`    // field → form released
 	Count      int               `json:"count,omitempty"`
 	Reason     string            `json:"reason,omitempty"`
 	Ticket     string            `json:"ticket,omitempty"`

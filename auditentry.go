@@ -20,10 +20,12 @@ import (
 //	decision     "allow" or "deny", always present
 //	code         the error code of a denial
 //	principal, org, loc, purpose, collection, record, subject,
+//	subjects     array of audit pseudonyms, sorted, without duplicates
 //	forms        object of field name → form, keys sorted
 //	count, reason, ticket, approver, break_glass, detail
 //
-// Strings are at most 256 bytes (detail 1024), forms at most 256 fields.
+// Strings are at most 256 bytes (detail 1024), forms and subjects at most
+// 256 entries.
 // JSON strings are escaped as Go's encoding/json does without HTML
 // escaping. ParseAuditEntry accepts exactly the bytes MarshalAuditEntry
 // produces for some entry, so an entry has one encoding and its leaf hash
@@ -57,6 +59,7 @@ type wireEntry struct {
 	Collection string            `json:"collection,omitempty"`
 	Record     string            `json:"record,omitempty"`
 	Subject    string            `json:"subject,omitempty"`
+	Subjects   []string          `json:"subjects,omitempty"`
 	Forms      map[string]string `json:"forms,omitempty"`
 	Count      int               `json:"count,omitempty"`
 	Reason     string            `json:"reason,omitempty"`
@@ -75,7 +78,7 @@ func MarshalAuditEntry(e AuditEntry) ([]byte, error) {
 		V: AuditEntryVersion, Time: e.Time.UTC().Format(entryTimeLayout),
 		Action: e.Action, Decision: e.Decision, Code: e.Code,
 		Principal: e.Principal, Org: e.Org, Loc: e.Loc, Purpose: e.Purpose,
-		Collection: e.Collection, Record: e.Record, Subject: e.Subject, Forms: e.Forms,
+		Collection: e.Collection, Record: e.Record, Subject: e.Subject, Subjects: e.Subjects, Forms: e.Forms,
 		Count: e.Count, Reason: e.Reason, Ticket: e.Ticket, Approver: e.Approver,
 		BreakGlass: e.BreakGlass, Detail: e.Detail,
 	}
@@ -117,7 +120,7 @@ func ParseAuditEntry(data []byte) (AuditEntry, error) {
 	e := AuditEntry{
 		Time: t, Action: w.Action, Decision: w.Decision, Code: w.Code,
 		Principal: w.Principal, Org: w.Org, Loc: w.Loc, Purpose: w.Purpose,
-		Collection: w.Collection, Record: w.Record, Subject: w.Subject, Forms: w.Forms,
+		Collection: w.Collection, Record: w.Record, Subject: w.Subject, Subjects: w.Subjects, Forms: w.Forms,
 		Count: w.Count, Reason: w.Reason, Ticket: w.Ticket, Approver: w.Approver,
 		BreakGlass: w.BreakGlass, Detail: w.Detail,
 	}
@@ -148,6 +151,14 @@ func (w *wireEntry) validate() error {
 	}
 	if len(w.Detail) > maxEntryDetail {
 		return errors.New("audit entry detail longer than 1024 bytes")
+	}
+	if len(w.Subjects) > maxEntryForms {
+		return errors.New("audit entry names more than 256 subjects")
+	}
+	for i, p := range w.Subjects {
+		if len(p) > maxEntryString || (i > 0 && p <= w.Subjects[i-1]) {
+			return errors.New("audit entry subjects must be sorted, unique and at most 256 bytes each")
+		}
 	}
 	if len(w.Forms) > maxEntryForms {
 		return errors.New("audit entry names more than 256 fields")

@@ -37,18 +37,20 @@ func TestAuditEntryEncoding(t *testing.T) {
 func TestAuditEntryRefused(t *testing.T) {
 	good, _ := MarshalAuditEntry(sampleEntry)
 	cases := map[string]string{
-		"reordered keys":  strings.Replace(string(good), `"action":"read","decision":"allow"`, `"decision":"allow","action":"read"`, 1),
-		"white space":     strings.Replace(string(good), `"v":1,`, `"v": 1,`, 1),
-		"unknown field":   strings.Replace(string(good), `"v":1,`, `"v":1,"x":1,`, 1),
-		"version 2":       strings.Replace(string(good), `"v":1,`, `"v":2,`, 1),
-		"explicit empty":  strings.Replace(string(good), `"org":"operator",`, `"org":"operator","code":"",`, 1),
-		"bad decision":    strings.Replace(string(good), `"allow"`, `"maybe"`, 1),
-		"bad action":      strings.Replace(string(good), `"read"`, `"Read"`, 1),
-		"nanosecond time": strings.Replace(string(good), `.123456Z`, `.123456789Z`, 1),
-		"other zone":      strings.Replace(string(good), `.123456Z`, `.123456+01:00`, 1),
-		"escaped html":    strings.Replace(string(good), `"wei"`, `"\u003c"`, 1),
-		"trailing data":   string(good) + " ",
-		"too large":       string(good) + strings.Repeat(" ", MaxAuditEntrySize),
+		"reordered keys":     strings.Replace(string(good), `"action":"read","decision":"allow"`, `"decision":"allow","action":"read"`, 1),
+		"white space":        strings.Replace(string(good), `"v":1,`, `"v": 1,`, 1),
+		"unknown field":      strings.Replace(string(good), `"v":1,`, `"v":1,"x":1,`, 1),
+		"version 2":          strings.Replace(string(good), `"v":1,`, `"v":2,`, 1),
+		"explicit empty":     strings.Replace(string(good), `"org":"operator",`, `"org":"operator","code":"",`, 1),
+		"bad decision":       strings.Replace(string(good), `"allow"`, `"maybe"`, 1),
+		"bad action":         strings.Replace(string(good), `"read"`, `"Read"`, 1),
+		"nanosecond time":    strings.Replace(string(good), `.123456Z`, `.123456789Z`, 1),
+		"other zone":         strings.Replace(string(good), `.123456Z`, `.123456+01:00`, 1),
+		"escaped html":       strings.Replace(string(good), `"wei"`, `"\u003c"`, 1),
+		"trailing data":      string(good) + " ",
+		"too large":          string(good) + strings.Repeat(" ", MaxAuditEntrySize),
+		"unsorted subjects":  strings.Replace(string(good), `"subject":"ps_s",`, `"subject":"ps_s","subjects":["b","a"],`, 1),
+		"duplicate subjects": strings.Replace(string(good), `"subject":"ps_s",`, `"subject":"ps_s","subjects":["a","a"],`, 1),
 	}
 	for name, c := range cases {
 		if _, err := ParseAuditEntry([]byte(c)); err == nil {

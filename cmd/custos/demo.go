@@ -145,9 +145,12 @@ curl -s -H "Authorization: Bearer $ENG" $CUSTOS/v1/records/users/u1
 curl -s -H "Authorization: Bearer $MONITOR" $CUSTOS/v1/records/users/u1
 # A subject of another jurisdiction is refused (409 wrong_jurisdiction):
 curl -s -X PUT -H "Authorization: Bearer $SVC" -d '{"residency":"DE"}' $CUSTOS/v1/subjects/u9
-# Detokenize the engineer's token of u1's email, with a second approver:
+# Detokenize the engineer's token of u1's email: a second custodian approves
+# exactly this request for alice, who then uses the grant (once, within 10 minutes):
 TOK=$(curl -s -H "Authorization: Bearer $ENG" $CUSTOS/v1/records/users/u1 | sed 's/.*"email":{"form":"token","value":"\([^"]*\)".*/\1/')
-curl -s -H "Authorization: Bearer $STAFF" -d "{\"tokens\":[\"$TOK\"],\"justification\":{\"reason\":\"fraud\",\"text\":\"chargeback review\",\"ticket\":\"T-1\"},\"approval\":\"$APPROVER\"}" $CUSTOS/v1/detokenize
+REQ="\"tokens\":[\"$TOK\"],\"justification\":{\"reason\":\"fraud\",\"text\":\"chargeback review\",\"ticket\":\"T-1\"}"
+GRANT=$(curl -s -H "Authorization: Bearer $APPROVER" -d "{\"requester\":\"alice\",$REQ}" $CUSTOS/v1/approvals | sed 's/.*"approval":"\([^"]*\)".*/\1/')
+curl -s -H "Authorization: Bearer $STAFF" -d "{$REQ,\"approval\":\"$GRANT\"}" $CUSTOS/v1/detokenize
 # Erase a subject and get the custodian's signed receipt:
 curl -s -X DELETE -H "Authorization: Bearer $SVC" $CUSTOS/v1/subjects/u5
 # Mint more tokens:

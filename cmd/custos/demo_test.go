@@ -176,13 +176,21 @@ func TestDemo(t *testing.T) {
 			Value json.RawMessage `json:"value"`
 		} `json:"values"`
 	}
-	b := do("POST", "/v1/detokenize", vars["STAFF"], "", `{"tokens":["`+tok+`"],`+just+`,"approval":"`+vars["APPROVER"]+`"}`, 200)
+	var grant struct {
+		Approval string `json:"approval"`
+	}
+	if err := json.Unmarshal(do("POST", "/v1/approvals", vars["APPROVER"], "", `{"requester":"alice","tokens":["`+tok+`"],`+just+`}`, 201), &grant); err != nil || grant.Approval == "" {
+		t.Fatalf("approval: %v %+v", err, grant)
+	}
+	req := `{"tokens":["` + tok + `"],` + just + `,"approval":"` + grant.Approval + `"}`
+	b := do("POST", "/v1/detokenize", vars["STAFF"], "", req, 200)
 	if err := json.Unmarshal(b, &det); err != nil {
 		t.Fatal(err)
 	}
 	if len(det.Values) != 1 || !det.Values[0].Found || det.Values[0].Token != tok || det.Values[0].Field != "users.email" || str(det.Values[0].Value) != "ada@example.com" {
 		t.Errorf("detokenize with approval: %s", b)
 	}
+	do("POST", "/v1/detokenize", vars["STAFF"], "", req, 403) // a grant serves once
 
 	// Erase a subject and get the custodian's signed receipt.
 	if b := do("DELETE", "/v1/subjects/u5", vars["SVC"], "", "", 200); !bytes.Contains(b, []byte("custos erasure receipt v1")) {

@@ -111,7 +111,7 @@ func openDeployment(ctx context.Context, path string, log *slog.Logger) (_ *depl
 	if err != nil {
 		return nil, err
 	}
-	d.shredder = newShredder(cfg, d.store, d.keyring, log)
+	d.shredder = newShredder(cfg, d.store, d.keyring, d.journal, log)
 	d.custody, err = custody.New(custody.Config{
 		Jurisdiction:  cfg.Jurisdiction,
 		Schema:        d.schema,

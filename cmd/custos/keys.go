@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/custos/custos/internal/config"
+	"github.com/custos/custos/internal/journal"
 	"github.com/custos/custos/internal/keys"
 	"github.com/custos/custos/internal/vault"
 )
@@ -33,6 +35,15 @@ func (e *env) keys(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A rotation is recorded on the audit log like every other decision.
+	j, err := journal.Open(cfg.Path(cfg.Audit))
+	if errors.Is(err, journal.ErrInUse) {
+		return fmt.Errorf("a custos server is running on this deployment and holds its audit log: it rotates by itself within erasure.shred_after of an erasure; stop it to rotate by hand")
+	}
+	if err != nil {
+		return err
+	}
+	defer j.Close()
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -44,6 +55,7 @@ func (e *env) keys(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("rotation incomplete, every key still opens; run it again: %w", err)
 	}
+	recordRotation(ctx, j, e.log, rep)
 	fmt.Fprintf(e.stdout, "new KEK %s; %d of %d data keys re-wrapped; destroyed %v\n", rep.NewKEK, rep.Rewrapped, rep.Subjects, rep.Destroyed)
 	return nil
 }

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,13 +20,17 @@ import (
 
 // shredder makes erasures final on old copies of the store: within
 // erasure.shred_after of an erasure it rotates the KEK, destroying the one
-// that wrapped the erased subject's data key. A marker file next to the
-// keyring keeps the pending rotation across restarts.
+// that wrapped the erased subject's data key. Each erasure leaves a marker
+// file in a directory next to the keyring before its deletion; a rotation
+// removes the markers it saw only once the old KEKs are destroyed, so a
+// crash at any point leaves the rotation pending. A keyring holding more
+// than one KEK is a rotation interrupted: it is due at once.
 type shredder struct {
 	after   time.Duration
-	marker  string
+	pending string
 	store   custos.Store
 	keyring *keys.Local
+	audit   custos.Auditor
 	log     *slog.Logger
 
 	kick chan struct{}
@@ -31,44 +39,86 @@ type shredder struct {
 	wg   sync.WaitGroup
 }
 
-func newShredder(cfg *config.Config, st custos.Store, kr *keys.Local, log *slog.Logger) *shredder {
+func newShredder(cfg *config.Config, st custos.Store, kr *keys.Local, audit custos.Auditor, log *slog.Logger) *shredder {
 	return &shredder{
 		after:   time.Duration(cfg.Erasure.ShredAfter),
-		marker:  cfg.Path(cfg.Keyring) + ".shred-pending",
+		pending: cfg.Path(cfg.Keyring) + ".shred-pending",
 		store:   st,
 		keyring: kr,
+		audit:   audit,
 		log:     log,
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
 }
 
-// Erased notes an erasure: a rotation is due within the delay.
-func (s *shredder) Erased() {
-	f, err := os.OpenFile(s.marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err == nil {
-		_, err = f.WriteString(time.Now().UTC().Format(time.RFC3339) + "\n")
-		if err == nil {
-			err = f.Sync()
-		}
-		f.Close()
+// Erased notes an erasure about to happen: a rotation is due within the
+// delay. The note is durable when Erased returns nil.
+func (s *shredder) Erased() error {
+	if err := os.MkdirAll(s.pending, 0o700); err != nil {
+		return err
 	}
-	if err != nil && !errors.Is(err, os.ErrExist) {
-		s.log.Error("couldn't note pending key rotation; run `custos keys rotate` to make the erasure final on old copies", "err", err)
+	var b [8]byte
+	rand.Read(b[:])
+	name := filepath.Join(s.pending, fmt.Sprintf("%d-%x", time.Now().UnixNano(), b))
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(s.pending)
+	}
+	if err != nil {
+		return err
 	}
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
+	return nil
 }
 
-// due returns when the pending rotation is due, if one is pending.
-func (s *shredder) due() (time.Time, bool) {
-	fi, err := os.Stat(s.marker)
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// markers returns the pending markers and when the oldest was made.
+func (s *shredder) markers() ([]string, time.Time) {
+	entries, _ := os.ReadDir(s.pending)
+	var names []string
+	var oldest time.Time
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			continue
+		}
+		names = append(names, filepath.Join(s.pending, e.Name()))
+		if oldest.IsZero() || info.ModTime().Before(oldest) {
+			oldest = info.ModTime()
+		}
+	}
+	return names, oldest
+}
+
+// due returns when the next rotation is due, if one is.
+func (s *shredder) due() (time.Time, bool) {
+	if len(s.keyring.KEKs()) > 1 {
+		return time.Now(), true
+	}
+	names, oldest := s.markers()
+	if len(names) == 0 {
 		return time.Time{}, false
 	}
-	return fi.ModTime().Add(s.after), true
+	return oldest.Add(s.after), true
 }
 
 // Start runs pending and future rotations until Stop.
@@ -111,19 +161,34 @@ func (s *shredder) rotate() error {
 		}
 	}()
 	defer cancel()
-	// Erasures noted from here on are covered by this rotation only if they
-	// happened before it destroys the old KEK; removing the marker first
-	// and letting a later erasure write a new one keeps none uncovered.
-	if err := os.Remove(s.marker); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
+	// Only the markers seen now are covered: an erasure noted during the
+	// rotation may have its key re-wrapped under the new KEK, and waits for
+	// the next one.
+	seen, _ := s.markers()
 	rep, err := vault.Rotate(ctx, s.store, s.keyring, nil)
 	if err != nil {
-		s.Erased() // still pending
 		return err
 	}
+	for _, m := range seen {
+		if err := os.Remove(m); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	recordRotation(ctx, s.audit, s.log, rep)
 	s.log.Info("key rotated after erasure", "kek", rep.NewKEK, "destroyed", rep.Destroyed, "subjects", rep.Subjects)
 	return nil
+}
+
+// recordRotation puts a rotation on the audit log. The keys are already
+// destroyed: a failure to record is logged loudly, and cannot be undone.
+func recordRotation(ctx context.Context, audit custos.Auditor, log *slog.Logger, rep vault.RotateReport) {
+	e := custos.AuditEntry{
+		Time: time.Now().UTC(), Action: "rotate", Decision: "allow", Principal: vault.RotationPrincipal, Count: rep.Rewrapped,
+		Detail: fmt.Sprintf("new kek %s destroyed %s", rep.NewKEK, strings.Join(rep.Destroyed, " ")),
+	}
+	if _, err := audit.Record(ctx, e); err != nil {
+		log.Error("key rotation not recorded in the audit log", "kek", rep.NewKEK, "err", err)
+	}
 }
 
 // Stop ends the shredder and waits for a running rotation to stop.

@@ -19,29 +19,57 @@ func TestShredderRotatesAfterErasure(t *testing.T) {
 	d.cfg.Erasure.ShredAfter = config.Duration(50 * time.Millisecond)
 	kek0 := d.keyring.Current()
 
-	s := newShredder(d.cfg, d.store, d.keyring, d.custody.Logger())
-	s.Erased()
-	if _, err := os.Stat(s.marker); err != nil {
-		t.Fatalf("no marker after an erasure: %v", err)
+	s := newShredder(d.cfg, d.store, d.keyring, d.journal, d.custody.Logger())
+	if err := s.Erased(); err != nil {
+		t.Fatal(err)
 	}
+	if names, _ := s.markers(); len(names) != 1 {
+		t.Fatalf("markers after an erasure: %v", names)
+	}
+	entries := d.journal.Size()
 	s.Start()
 	defer s.Stop()
 	// Done when the KEK in force at the erasure is destroyed.
 	waitFor(t, func() bool { return !slices.Contains(d.keyring.KEKs(), kek0) })
-	if _, err := os.Stat(s.marker); !os.IsNotExist(err) {
-		t.Fatalf("marker still there after the rotation: %v", err)
-	}
+	waitFor(t, func() bool { names, _ := s.markers(); return len(names) == 0 })
 	s.Stop()
+	if d.journal.Size() != entries+1 {
+		t.Fatal("the rotation was not recorded in the audit log")
+	}
 
 	// A marker left by a process that stopped before rotating.
 	kek1 := d.keyring.Current()
-	if err := os.WriteFile(s.marker, []byte("pending\n"), 0o600); err != nil {
+	if err := s.Erased(); err != nil {
 		t.Fatal(err)
 	}
-	s2 := newShredder(d.cfg, d.store, d.keyring, d.custody.Logger())
+	s2 := newShredder(d.cfg, d.store, d.keyring, d.journal, d.custody.Logger())
 	s2.Start()
-	defer s2.Stop()
 	waitFor(t, func() bool { return !slices.Contains(d.keyring.KEKs(), kek1) })
+	s2.Stop()
+
+	// A rotation interrupted after its new KEK was added, markers gone or
+	// not: a keyring holding two KEKs is due at once.
+	kek2 := d.keyring.Current()
+	if _, err := d.keyring.AddKEK(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	d.cfg.Erasure.ShredAfter = config.Duration(time.Hour)
+	s3 := newShredder(d.cfg, d.store, d.keyring, d.journal, d.custody.Logger())
+	s3.Start()
+	defer s3.Stop()
+	waitFor(t, func() bool { return !slices.Contains(d.keyring.KEKs(), kek2) && len(d.keyring.KEKs()) == 1 })
+}
+
+// TestEraseFailsWithoutMarker checks that an erasure whose rotation cannot
+// be scheduled erases nothing.
+func TestEraseFailsWithoutMarker(t *testing.T) {
+	d := testDeployment(t)
+	if err := os.WriteFile(d.shredder.pending, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.shredder.Erased(); err == nil {
+		t.Fatal("Erased succeeded without a place for its marker")
+	}
 }
 
 func waitFor(t *testing.T, cond func() bool) {

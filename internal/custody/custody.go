@@ -51,10 +51,13 @@ type Config struct {
 	Receipts note.Signer
 	// KEK returns the id of the current key-encryption key, named in
 	// erasure receipts: its destruction makes an erasure final.
-	KEK     func() string
-	Logger  *slog.Logger
-	Now     func() time.Time
-	OnErase func() // called after each erasure, to schedule a key rotation
+	KEK    func() string
+	Logger *slog.Logger
+	Now    func() time.Time
+	// OnErase schedules the key rotation that makes an erasure final on old
+	// copies of the store. It is called before the deletion; if it fails,
+	// nothing is erased.
+	OnErase func() error
 	// MaxDetokenize caps the tokens of one detokenize request.
 	MaxDetokenize int
 }
@@ -64,6 +67,7 @@ type Service struct {
 	cfg    Config
 	schema atomic.Pointer[schema.Schema]
 	log    *slog.Logger
+	grants *grants
 }
 
 // New checks cfg and returns a Service.
@@ -81,7 +85,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxDetokenize == 0 {
 		cfg.MaxDetokenize = 100
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger}
+	s := &Service{cfg: cfg, log: cfg.Logger, grants: newGrants()}
 	s.schema.Store(cfg.Schema)
 	return s, nil
 }

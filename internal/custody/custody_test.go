@@ -66,7 +66,7 @@ func newFixtureWith(t testing.TB, schemaFile []byte, auditor custos.Auditor) *fi
 			f.auditor = &switchAuditor{j: j}
 			return cmp.Or[custos.Auditor](auditor, f.auditor)
 		},
-		OnErase: func() { f.erased.Add(1) },
+		OnErase: func() error { f.erased.Add(1); return nil },
 	})
 	f.env, f.svc, f.store, f.keyring, f.journal = env, env.Service, env.Store, env.Keyring, env.Journal
 	f.dir, f.verifier = env.Dir, env.Receipts
@@ -291,17 +291,31 @@ func TestDetokenize(t *testing.T) {
 	var tok string
 	json.Unmarshal(eng.Fields["email"].Value, &tok)
 	just := custos.Justification{Reason: "fraud", Text: "chargeback review", Ticket: "T-1"}
-	d := custody.Detokenization{Tokens: []string{tok, "tk_unknown"}, Justification: just}
+	tokens := []string{tok, "tk_unknown"}
+	d := custody.Detokenization{Tokens: tokens, Justification: just}
+	bob := custody.Request{Principal: approver, Purpose: "security"}
 
 	if _, err := f.svc.Detokenize(ctx, staff, d); custos.ErrorCode(err) != custos.CodeApproval {
-		t.Fatalf("without approver: %v, want approval_required", err)
+		t.Fatalf("without approval: %v, want approval_required", err)
 	}
-	self := staff.Principal
-	d.Approver = &self
-	if _, err := f.svc.Detokenize(ctx, staff, d); custos.ErrorCode(err) != custos.CodeApproval {
+	if _, err := f.svc.Approve(ctx, staff, custody.ApprovalRequest{Requester: "alice", Tokens: tokens, Justification: just}); custos.ErrorCode(err) != custos.CodeApproval {
 		t.Fatalf("self-approval: %v, want approval_required", err)
 	}
-	d.Approver = &approver
+	if _, err := f.svc.Approve(ctx, engineer, custody.ApprovalRequest{Requester: "alice", Tokens: tokens, Justification: just}); custos.ErrorCode(err) != custos.CodeForbidden {
+		t.Fatalf("engineer approving: %v, want forbidden", err)
+	}
+	ap, err := f.svc.Approve(ctx, bob, custody.ApprovalRequest{Requester: "alice", Tokens: tokens, Justification: just})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The grant serves exactly the request it approves.
+	other := d
+	other.Approval = ap.Grant
+	other.Justification.Ticket = "T-999"
+	if _, err := f.svc.Detokenize(ctx, staff, other); custos.ErrorCode(err) != custos.CodeApproval {
+		t.Fatalf("grant used for another justification: %v", err)
+	}
+	d.Approval = ap.Grant
 	res, err := f.svc.Detokenize(ctx, staff, d)
 	if err != nil {
 		t.Fatal(err)
@@ -312,8 +326,29 @@ func TestDetokenize(t *testing.T) {
 	if res.Values[1].Found {
 		t.Fatal("unknown token found")
 	}
-	if _, err := f.svc.Detokenize(ctx, engineer, d); custos.ErrorCode(err) != custos.CodeForbidden {
-		t.Fatalf("engineer detokenized: %v", err)
+	if _, err := f.svc.Detokenize(ctx, staff, d); custos.ErrorCode(err) != custos.CodeApproval {
+		t.Fatalf("grant used twice: %v, want approval_required", err)
+	}
+	// A forged grant, or one for another requester, serves nobody.
+	ap2, _ := f.svc.Approve(ctx, bob, custody.ApprovalRequest{Requester: "carol", Tokens: tokens, Justification: just})
+	d.Approval = ap2.Grant
+	if _, err := f.svc.Detokenize(ctx, staff, d); custos.ErrorCode(err) != custos.CodeApproval {
+		t.Fatalf("grant of another requester: %v", err)
+	}
+	d.Approval = ap2.Grant[:len(ap2.Grant)-2] + "AA"
+	if _, err := f.svc.Detokenize(ctx, staff, d); custos.ErrorCode(err) != custos.CodeApproval {
+		t.Fatalf("forged grant: %v", err)
+	}
+	// Someone who may detokenize nothing is refused before any lookup: the
+	// same answer for a real token and a made-up one.
+	for _, tk := range []string{tok, "tk_made_up"} {
+		_, err := f.svc.Detokenize(ctx, engineer, custody.Detokenization{Tokens: []string{tk}, Justification: just})
+		if custos.ErrorCode(err) != custos.CodeForbidden || !strings.Contains(err.Error(), "may not detokenize") && !strings.Contains(err.Error(), "to detokenize") {
+			t.Fatalf("engineer detokenizing %s: %v", tk, err)
+		}
+		if strings.Contains(err.Error(), "users.") {
+			t.Fatalf("refusal names the token's field: %v", err)
+		}
 	}
 	if _, err := f.svc.Detokenize(ctx, staff, custody.Detokenization{Tokens: []string{tok}}); custos.ErrorCode(err) != custos.CodeJustification {
 		t.Fatalf("no justification: %v", err)
@@ -326,10 +361,39 @@ func TestDetokenize(t *testing.T) {
 	if _, err := f.svc.Erase(ctx, svc, "u1"); err != nil {
 		t.Fatal(err)
 	}
-	d.Tokens = []string{tok}
-	res, err = f.svc.Detokenize(ctx, staff, d)
+	res, err = f.svc.Detokenize(ctx, staff, custody.Detokenization{Tokens: []string{tok}, Justification: just, BreakGlass: true})
 	if err != nil || res.Values[0].Found {
 		t.Fatalf("erased subject's token: %+v, %v", res, err)
+	}
+}
+
+// TestDetokenizeAudited checks that the entry of a detokenization names
+// whose data left and which fields, by pseudonym, and the approver.
+func TestDetokenizeAudited(t *testing.T) {
+	f := newFixture(t)
+	f.addUser(t, "u1", ada)
+	ctx := context.Background()
+	eng, _ := f.svc.Read(ctx, engineer, "users", "u1")
+	var tok string
+	json.Unmarshal(eng.Fields["phone"].Value, &tok)
+	just := custos.Justification{Reason: "fraud", Text: "review", Ticket: "T-2"}
+	ap, err := f.svc.Approve(ctx, custody.Request{Principal: approver}, custody.ApprovalRequest{Requester: "alice", Tokens: []string{tok}, Justification: just})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.svc.Detokenize(ctx, staff, custody.Detokenization{Tokens: []string{tok}, Justification: just, Approval: ap.Grant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.journal.Close()
+	data, _ := os.ReadFile(filepath.Join(f.dir, "audit.jsonl"))
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var e custos.AuditEntry
+	if err := json.Unmarshal([]byte(lines[res.AuditIndex]), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Action != "detokenize" || e.Approver != "bob" || len(e.Subjects) != 1 || e.Subjects[0] == "u1" || e.Forms["users.phone"] != "clear" {
+		t.Fatalf("detokenize entry = %+v", e)
 	}
 }
 

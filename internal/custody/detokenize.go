@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"regexp"
+	"slices"
+	"time"
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/policy"
@@ -14,10 +17,10 @@ import (
 type Detokenization struct {
 	Tokens        []string
 	Justification custos.Justification
-	// Approver is the verified principal of a second custodian who approves
-	// the request, if any. It must be another principal than the caller.
-	Approver *custos.Principal
-	// BreakGlass asks to proceed without an approver in an emergency. It is
+	// Approval is a grant from Approve by another principal for exactly
+	// this request, if the policy asks for one.
+	Approval string
+	// BreakGlass asks to proceed without an approval in an emergency. It is
 	// flagged in the log and in the response.
 	BreakGlass bool
 }
@@ -37,6 +40,21 @@ type DetokenizeResult struct {
 	AuditIndex uint64
 }
 
+// ApprovalRequest is a detokenization that a second principal approves: the
+// requester's id and the exact tokens and justification it will send.
+type ApprovalRequest struct {
+	Requester     string
+	Tokens        []string
+	Justification custos.Justification
+}
+
+// Approval is a grant for one detokenization.
+type Approval struct {
+	Grant      string
+	Expires    time.Time
+	AuditIndex uint64
+}
+
 var reasonRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 
 const (
@@ -45,16 +63,15 @@ const (
 	maxTokenLen          = 256
 )
 
-func (d Detokenization) validate(limit int) error {
-	if len(d.Tokens) == 0 || len(d.Tokens) > limit {
+func validateTokens(tokens []string, j custos.Justification, limit int) error {
+	if len(tokens) == 0 || len(tokens) > limit {
 		return custos.Errorf(custos.CodeInvalidRequest, "tokens must hold 1 to %d tokens", limit)
 	}
-	for _, t := range d.Tokens {
+	for _, t := range tokens {
 		if t == "" || len(t) > maxTokenLen {
 			return custos.Errorf(custos.CodeInvalidRequest, "a token must be 1 to %d bytes", maxTokenLen)
 		}
 	}
-	j := d.Justification
 	if j.Reason == "" || j.Text == "" {
 		return custos.Errorf(custos.CodeJustification, "detokenization needs a justification with a reason code and a text")
 	}
@@ -64,51 +81,165 @@ func (d Detokenization) validate(limit int) error {
 	return nil
 }
 
-// Detokenize returns the values behind tokens of indexed audiences. Each
-// token's field must be allowed the detokenize action for the principal,
-// with the justification and, where the policy asks for it, a second
-// approver or break-glass. Tokens of erased subjects are not found.
-func (s *Service) Detokenize(ctx context.Context, r Request, d Detokenization) (DetokenizeResult, error) {
-	e := r.entry("detokenize")
-	if err := d.validate(s.cfg.MaxDetokenize); err != nil {
-		return DetokenizeResult{}, err
-	}
-	e.Reason, e.Ticket, e.BreakGlass, e.Count = d.Justification.Reason, d.Justification.Ticket, d.BreakGlass, len(d.Tokens)
-	if d.Approver != nil {
-		e.Approver = d.Approver.ID
-		if d.Approver.ID == r.Principal.ID && d.Approver.Issuer == r.Principal.Issuer {
-			return DetokenizeResult{}, s.deny(ctx, e, custos.Errorf(custos.CodeApproval, "the approver must be another principal"))
-		}
-	}
-	pctx := policy.Context{Purpose: r.Purpose, Reason: d.Justification.Reason, Justified: true, BreakGlass: d.BreakGlass}
-	type hit struct {
-		ref   custos.TokenRef
-		field policy.Field
-	}
-	hits := make([]*hit, len(d.Tokens))
+// mayAny reports whether p may do a to some tokenized field of the schema,
+// so that a principal who may not is refused before the store is asked
+// anything about its tokens.
+func (s *Service) mayAny(p custos.Principal, a custos.Action, ctx policy.Context) bool {
 	sc := s.Schema()
-	for i, t := range d.Tokens {
-		refs, err := s.cfg.Store.TokenRefs(ctx, t)
-		if err != nil {
-			return DetokenizeResult{}, internal("look up token", err)
+	for _, name := range slices.Sorted(maps.Keys(sc.Collections)) {
+		c := sc.Collections[name]
+		for _, f := range fieldsOf(c) {
+			if tokenized(f.Class) && s.cfg.Policy.Allowed(p, a, f, ctx) {
+				return true
+			}
 		}
-		if len(refs) == 0 {
+	}
+	return false
+}
+
+// resolved is a token with the field it stands for.
+type resolved struct {
+	ref   custos.TokenRef
+	field policy.Field
+}
+
+// resolve looks tokens up; unknown tokens, and tokens of fields since removed
+// from the schema, resolve to nil.
+func (s *Service) resolve(ctx context.Context, tokens []string) ([]*resolved, error) {
+	out := make([]*resolved, len(tokens))
+	sc := s.Schema()
+	for i, t := range tokens {
+		ref, ok, err := s.lookupToken(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
 			continue
 		}
-		ref := refs[0]
 		coll, err := sc.Collection(ref.Collection)
 		if err != nil {
-			continue // a collection since removed
+			continue
 		}
 		f, ok := coll.Fields[ref.Field]
 		if !ok {
 			continue
 		}
-		pf := policy.Field{Collection: coll.Name, Name: ref.Field, Class: f.Class, Type: f.Type}
-		if err := s.authorizeDetokenize(r.Principal, d.Approver, pf, pctx); err != nil {
+		out[i] = &resolved{ref: ref, field: policy.Field{Collection: coll.Name, Name: ref.Field, Class: f.Class, Type: f.Type}}
+	}
+	return out, nil
+}
+
+// lookupToken returns the ref of a token, if any.
+func (s *Service) lookupToken(ctx context.Context, token string) (custos.TokenRef, bool, error) {
+	refs, err := s.cfg.Store.TokenRefs(ctx, token)
+	if err != nil {
+		return custos.TokenRef{}, false, internal("look up token", err)
+	}
+	if len(refs) == 0 {
+		return custos.TokenRef{}, false, nil
+	}
+	return refs[0], true, nil
+}
+
+// concerned fills an entry with the subjects and fields tokens resolved to.
+func (s *Service) concerned(e *custos.AuditEntry, hits []*resolved) {
+	subjects := map[string]bool{}
+	for _, h := range hits {
+		if h == nil {
+			continue
+		}
+		subjects[s.pseudonym(h.ref.Subject)] = true
+		if e.Forms == nil {
+			e.Forms = map[string]string{}
+		}
+		e.Forms[h.field.Collection+"."+h.field.Name] = string(custos.FormClear)
+	}
+	e.Subjects = slices.Sorted(maps.Keys(subjects))
+	if len(e.Subjects) > 256 {
+		e.Subjects = e.Subjects[:256]
+	}
+}
+
+// Approve grants the requester one detokenization of exactly these tokens
+// with exactly this justification, within ApprovalTTL, on the approver's
+// authority. The approver must be another principal allowed the approve
+// action on every field the tokens stand for.
+func (s *Service) Approve(ctx context.Context, r Request, a ApprovalRequest) (Approval, error) {
+	e := r.entry("approve")
+	if err := validateTokens(a.Tokens, a.Justification, s.cfg.MaxDetokenize); err != nil {
+		return Approval{}, err
+	}
+	if a.Requester == "" || len(a.Requester) > 128 {
+		return Approval{}, custos.Errorf(custos.CodeInvalidRequest, "requester must name the principal who will detokenize")
+	}
+	e.Reason, e.Ticket, e.Count, e.Detail = a.Justification.Reason, a.Justification.Ticket, len(a.Tokens), "for "+a.Requester
+	if a.Requester == r.Principal.ID {
+		return Approval{}, s.deny(ctx, e, custos.Errorf(custos.CodeApproval, "the approver must be another principal than the requester"))
+	}
+	pctx := policy.Context{Purpose: r.Purpose, Reason: a.Justification.Reason, Justified: true}
+	if !s.mayAny(r.Principal, custos.ActionApprove, pctx) {
+		return Approval{}, s.deny(ctx, e, custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to approve detokenizations"))
+	}
+	hits, err := s.resolve(ctx, a.Tokens)
+	if err != nil {
+		return Approval{}, err
+	}
+	for _, h := range hits {
+		if h != nil && !s.cfg.Policy.Allowed(r.Principal, custos.ActionApprove, h.field, pctx) {
+			return Approval{}, s.deny(ctx, e, custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to approve detokenizing %s.%s", h.field.Collection, h.field.Name))
+		}
+	}
+	s.concerned(&e, hits)
+	exp := s.cfg.Now().Add(ApprovalTTL).Truncate(time.Second)
+	idx, err := s.record(ctx, e)
+	if err != nil {
+		return Approval{}, err
+	}
+	g := s.grants.sign(grant{
+		ID: newGrantID(), Approver: r.Principal.ID, Issuer: r.Principal.Issuer, Requester: a.Requester,
+		Digest: requestDigest(a.Requester, a.Tokens, a.Justification), Exp: exp.Unix(),
+	})
+	return Approval{Grant: g, Expires: exp, AuditIndex: idx}, nil
+}
+
+// Detokenize returns the values behind tokens of indexed audiences. Each
+// token's field must be allowed the detokenize action for the principal,
+// with the justification and, where the policy asks for it, an approval
+// grant for exactly this request or break-glass. A principal who may
+// detokenize nothing is refused before any token is looked up, so a refusal
+// says nothing of the tokens. Tokens of erased subjects are not found.
+func (s *Service) Detokenize(ctx context.Context, r Request, d Detokenization) (DetokenizeResult, error) {
+	e := r.entry("detokenize")
+	if err := validateTokens(d.Tokens, d.Justification, s.cfg.MaxDetokenize); err != nil {
+		return DetokenizeResult{}, err
+	}
+	e.Reason, e.Ticket, e.BreakGlass, e.Count = d.Justification.Reason, d.Justification.Ticket, d.BreakGlass, len(d.Tokens)
+	pctx := policy.Context{Purpose: r.Purpose, Reason: d.Justification.Reason, Justified: true, BreakGlass: d.BreakGlass}
+	probe := pctx
+	probe.Approved = true
+	if !s.mayAny(r.Principal, custos.ActionDetokenize, probe) {
+		return DetokenizeResult{}, s.deny(ctx, e, custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to detokenize"))
+	}
+	if d.Approval != "" {
+		digest := requestDigest(r.Principal.ID, d.Tokens, d.Justification)
+		gr, err := s.grants.accept(d.Approval, r.Principal.ID, digest, s.cfg.Now())
+		if err != nil {
+			return DetokenizeResult{}, s.deny(ctx, e, custos.Errorf(custos.CodeApproval,
+				"the approval is not valid for this request: it must come from POST /v1/approvals by another principal for exactly these tokens and justification, within %s, and serves once", ApprovalTTL))
+		}
+		pctx.Approved, e.Approver = true, gr.Approver
+	}
+	hits, err := s.resolve(ctx, d.Tokens)
+	if err != nil {
+		return DetokenizeResult{}, err
+	}
+	for _, h := range hits {
+		if h == nil {
+			continue
+		}
+		if err := s.authorizeDetokenize(r.Principal, h.field, pctx); err != nil {
 			return DetokenizeResult{}, s.deny(ctx, e, err)
 		}
-		hits[i] = &hit{ref: ref, field: pf}
 	}
 	out := DetokenizeResult{Values: make([]Detokenized, len(d.Tokens)), BreakGlass: d.BreakGlass}
 	for i, t := range d.Tokens {
@@ -122,10 +253,12 @@ func (s *Service) Detokenize(ctx context.Context, r Request, d Detokenization) (
 			return DetokenizeResult{}, err
 		}
 		if v == nil {
+			hits[i] = nil
 			continue
 		}
 		out.Values[i] = Detokenized{Token: t, Found: true, Field: h.ref.Collection + "." + h.ref.Field, Value: v}
 	}
+	s.concerned(&e, hits)
 	if d.BreakGlass {
 		s.log.Warn("break-glass detokenization", "principal", r.Principal.ID, "tokens", len(d.Tokens), "reason", d.Justification.Reason, "ticket", d.Justification.Ticket)
 	}
@@ -137,21 +270,17 @@ func (s *Service) Detokenize(ctx context.Context, r Request, d Detokenization) (
 	return out, nil
 }
 
-// authorizeDetokenize decides one field: the principal must be allowed to
-// detokenize it, with a second approver's approval unless the policy lets it
-// go without one.
-func (s *Service) authorizeDetokenize(p custos.Principal, approver *custos.Principal, f policy.Field, ctx policy.Context) *custos.Error {
+// authorizeDetokenize decides one field: allowed, or refused with
+// CodeApproval when only an approval is missing.
+func (s *Service) authorizeDetokenize(p custos.Principal, f policy.Field, ctx policy.Context) *custos.Error {
 	pol := s.cfg.Policy
-	if approver != nil && pol.Allowed(*approver, custos.ActionApprove, f, ctx) {
-		ctx.Approved = true
-	}
 	if pol.Allowed(p, custos.ActionDetokenize, f, ctx) {
 		return nil
 	}
 	if !ctx.Approved {
 		ctx.Approved = true
 		if pol.Allowed(p, custos.ActionDetokenize, f, ctx) {
-			return custos.Errorf(custos.CodeApproval, "detokenizing %s.%s needs a second custodian's approval (or break-glass)", f.Collection, f.Name)
+			return custos.Errorf(custos.CodeApproval, "detokenizing %s.%s needs another custodian's approval (POST /v1/approvals) or break-glass", f.Collection, f.Name)
 		}
 	}
 	return custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to detokenize %s.%s", f.Collection, f.Name)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"maps"
 	"slices"
 
 	"github.com/custos/custos"
@@ -41,11 +40,13 @@ func (s *Service) Write(ctx context.Context, r Request, collection, id string, r
 	}
 	subjectID, _ := values[coll.Subject].(string)
 	e.Subject, e.Record = s.pseudonym(subjectID), s.pseudonym(coll.Name+"/"+id)
+	// A write replaces the whole record, so it needs the write action on
+	// every field of the collection, sent or not: a field it may not write
+	// is not to be erased by leaving it out.
 	pctx := policy.Context{Purpose: r.Purpose}
-	for _, name := range slices.Sorted(maps.Keys(values)) {
-		f := coll.Fields[name]
-		if !s.cfg.Policy.Allowed(r.Principal, custos.ActionWrite, policy.Field{Collection: coll.Name, Name: name, Class: f.Class, Type: f.Type}, pctx) {
-			return false, 0, s.deny(ctx, e, custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to write %s.%s", coll.Name, name))
+	for _, f := range fieldsOf(coll) {
+		if !s.cfg.Policy.Allowed(r.Principal, custos.ActionWrite, f, pctx) {
+			return false, 0, s.deny(ctx, e, custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to write %s.%s", coll.Name, f.Name))
 		}
 	}
 	subj, err := s.subject(ctx, subjectID)

@@ -33,12 +33,14 @@ func (s *Service) Register(ctx context.Context, r Request, subj custos.Subject) 
 		return false, custos.Errorf(custos.CodeInvalidRequest, "residency must be an ISO 3166-1 alpha-2 code such as US")
 	}
 	e.Subject = s.pseudonym(subj.ID)
+	// The policy is asked first, about a subject of this jurisdiction: a
+	// principal who may register no one learns nothing more.
+	if !s.cfg.Policy.AllowedOnSubject(r.Principal, custos.ActionRegister, subj.ID, s.cfg.Jurisdiction, policy.Context{Purpose: r.Purpose}) {
+		return false, s.deny(ctx, e, custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to register subjects"))
+	}
 	if subj.Residency != s.cfg.Jurisdiction {
 		return false, s.deny(ctx, e, custos.Errorf(custos.CodeWrongJurisdiction,
 			"this instance serves jurisdiction %s and refuses subjects residing in %s", s.cfg.Jurisdiction, subj.Residency))
-	}
-	if !s.cfg.Policy.AllowedOnSubject(r.Principal, custos.ActionRegister, subj.ID, subj.Residency, policy.Context{Purpose: r.Purpose}) {
-		return false, s.deny(ctx, e, custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to register subjects"))
 	}
 	existing, err := s.cfg.Store.Subject(ctx, subj.ID)
 	switch {
@@ -103,7 +105,10 @@ func (s *Service) Erase(ctx context.Context, r Request, id string) (Erasure, err
 	// before the deletion, so a crash between the two cannot leave an
 	// erasure without one; a rotation with nothing erased costs only time.
 	if s.cfg.OnErase != nil {
-		s.cfg.OnErase()
+		if err := s.cfg.OnErase(); err != nil {
+			s.log.Error("couldn't schedule the key rotation of an erasure", "err", err)
+			return Erasure{}, custos.Errorf(custos.CodeUnavailable, "couldn't schedule the key rotation that makes the erasure final; nothing was erased")
+		}
 	}
 	n, err := s.cfg.Store.DeleteSubject(ctx, id)
 	if errors.Is(err, custos.ErrNotFound) {

@@ -113,6 +113,7 @@ func New(cfg Config) *Gateway {
 	s.route(mux, "/v1/records/{collection}", methods{"POST": s.auth(s.postRecord)})
 	s.route(mux, "/v1/records/{collection}/{id}", methods{"GET": s.auth(s.getRecord)})
 	s.route(mux, "/v1/detokenize", methods{"POST": s.auth(s.detokenize)})
+	s.route(mux, "/v1/approvals", methods{"POST": s.auth(s.approve)})
 	mux.Handle("/", s.observe("unmatched", func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, custos.Errorf(custos.CodeNotFound, "no such endpoint; see /openapi.json"))
 	}))

@@ -689,7 +689,10 @@ func TestProblems(t *testing.T) {
 		{"read forbidden", "GET", "/v1/records/videos/v7f3a", e.monitor, "", nil, 403, custos.CodeForbidden},
 		{"detokenize without justification", "POST", "/v1/detokenize", e.staff, `{` + tokens + `}`, nil, 400, custos.CodeJustification},
 		{"detokenize without approval", "POST", "/v1/detokenize", e.staff, `{` + tokens + `,` + justification + `}`, nil, 403, custos.CodeApproval},
-		{"detokenize self-approved", "POST", "/v1/detokenize", e.staff, `{` + tokens + `,` + justification + `,"approval":"` + e.staff + `"}`, nil, 403, custos.CodeApproval},
+		{"detokenize with a bearer token as approval", "POST", "/v1/detokenize", e.staff, `{` + tokens + `,` + justification + `,"approval":"` + e.approver + `"}`, nil, 403, custos.CodeApproval},
+		{"self-approval", "POST", "/v1/approvals", e.staff, `{"requester":"` + staffPrincipal.ID + `",` + tokens + `,` + justification + `}`, nil, 403, custos.CodeApproval},
+		{"engineer approving", "POST", "/v1/approvals", e.engineer, `{"requester":"` + staffPrincipal.ID + `",` + tokens + `,` + justification + `}`, nil, 403, custos.CodeForbidden},
+		{"approval without requester", "POST", "/v1/approvals", e.approver, `{` + tokens + `,` + justification + `}`, nil, 400, custos.CodeInvalidRequest},
 		{"detokenize bad approval", "POST", "/v1/detokenize", e.staff, `{` + tokens + `,` + justification + `,"approval":"canary-7f3a"}`, nil, 403, custos.CodeApproval},
 		{"engineer detokenizing", "POST", "/v1/detokenize", e.engineer, `{` + tokens + `,` + justification + `,"approval":"` + e.approver + `"}`, nil, 403, custos.CodeForbidden},
 		{"no tokens", "POST", "/v1/detokenize", e.staff, `{"tokens":[],` + justification + `}`, nil, 400, custos.CodeInvalidRequest},
@@ -721,8 +724,22 @@ func TestProblems(t *testing.T) {
 	})
 
 	t.Run("detokenize with approval", func(t *testing.T) {
-		r := e.do(t, "POST", "/v1/detokenize", e.staff, `{`+tokens+`,`+justification+`,"approval":"`+e.approver+`"}`)
+		g := e.do(t, "POST", "/v1/approvals", e.approver, `{"requester":"`+staffPrincipal.ID+`",`+tokens+`,`+justification+`}`)
+		wantStatus(t, g, http.StatusCreated)
+		auditIndex(t, g)
+		var grant struct {
+			Approval string `json:"approval"`
+		}
+		if err := json.Unmarshal(g.body, &grant); err != nil || grant.Approval == "" {
+			t.Fatalf("approval: %s", g.body)
+		}
+		req := `{` + tokens + `,` + justification + `,"approval":"` + grant.Approval + `"}`
+		r := e.do(t, "POST", "/v1/detokenize", e.staff, req)
 		wantStatus(t, r, http.StatusOK)
+		defer func() {
+			// The grant served once.
+			checkProblem(t, e.do(t, "POST", "/v1/detokenize", e.staff, req), 403, custos.CodeApproval)
+		}()
 		auditIndex(t, r)
 		var body struct {
 			Values []custody.Detokenized `json:"values"`

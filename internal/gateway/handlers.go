@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/custody"
@@ -108,23 +109,16 @@ func (s *server) detokenize(w http.ResponseWriter, r *http.Request, req custody.
 	var body struct {
 		Tokens        []string             `json:"tokens"`
 		Justification custos.Justification `json:"justification"`
-		Approval      string               `json:"approval,omitempty"` // the approver's bearer token
+		Approval      string               `json:"approval,omitempty"` // a grant from POST /v1/approvals
 		BreakGlass    bool                 `json:"break_glass,omitempty"`
 	}
 	if err := decode(r, &body); err != nil {
 		s.problem(w, r, err)
 		return
 	}
-	d := custody.Detokenization{Tokens: body.Tokens, Justification: body.Justification, BreakGlass: body.BreakGlass}
-	if body.Approval != "" {
-		ap, err := s.cfg.Verifier.Verify(body.Approval)
-		if err != nil {
-			s.problem(w, r, custos.Errorf(custos.CodeApproval, "the approval token is not valid"))
-			return
-		}
-		d.Approver = &ap
-	}
-	res, err := s.cfg.Custody.Detokenize(r.Context(), req, d)
+	res, err := s.cfg.Custody.Detokenize(r.Context(), req, custody.Detokenization{
+		Tokens: body.Tokens, Justification: body.Justification, Approval: body.Approval, BreakGlass: body.BreakGlass,
+	})
 	if err != nil {
 		s.problem(w, r, err)
 		return
@@ -132,4 +126,24 @@ func (s *server) detokenize(w http.ResponseWriter, r *http.Request, req custody.
 	setAuditIndex(w, res.AuditIndex)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, map[string]any{"values": res.Values, "break_glass": res.BreakGlass, "audit_index": res.AuditIndex})
+}
+
+func (s *server) approve(w http.ResponseWriter, r *http.Request, req custody.Request) {
+	var body struct {
+		Requester     string               `json:"requester"`
+		Tokens        []string             `json:"tokens"`
+		Justification custos.Justification `json:"justification"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	a, err := s.cfg.Custody.Approve(r.Context(), req, custody.ApprovalRequest{Requester: body.Requester, Tokens: body.Tokens, Justification: body.Justification})
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	setAuditIndex(w, a.AuditIndex)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, map[string]any{"approval": a.Grant, "expires": a.Expires.UTC().Format(time.RFC3339), "audit_index": a.AuditIndex})
 }

@@ -32,7 +32,7 @@ type Options struct {
 	// wrapper that can be made to fail; the journal itself when nil.
 	Auditor func(*journal.Journal) custos.Auditor
 	// OnErase is custody's OnErase.
-	OnErase func()
+	OnErase func() error
 }
 
 // Env is a custody.Service and the parts it is made of.
