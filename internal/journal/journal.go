@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/custos/custos"
@@ -67,9 +68,17 @@ var ErrInUse = errors.New("audit journal in use by another process: run one cust
 
 // Open opens or creates the journal at path (mode 0600).
 func Open(path string) (*Journal, error) {
+	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open audit journal: %w", err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		// A new file's name is durable only once its directory is synced.
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("couldn't sync audit journal directory: %w", err)
+		}
 	}
 	if err := lock(f); err != nil {
 		f.Close()
@@ -215,6 +224,15 @@ func (j *Journal) Err() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.failed
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Size returns the number of entries recorded.

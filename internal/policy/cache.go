@@ -48,11 +48,11 @@ func newCache() *cache {
 
 // requestKey identifies a principal and a context: custos.Principal.Key,
 // then purpose and reason, length-prefixed so that no two contexts share a
-// key, then the flags. It reports whether the key is cacheable: Principal.Key
-// joins roles with commas and separates attributes with NUL bytes, so a
-// principal with a role holding a comma, an empty role, or an attribute
-// holding a NUL byte might share its key with another principal; such
-// principals are decided without the cache.
+// key, then the flags. It reports whether the key is cacheable.
+// Principal.Key length-prefixes every attribute, so no two principals share
+// a key; as a second line of defence, principals with attributes no
+// verified credential can carry (NUL bytes, empty roles, commas in roles)
+// are still decided without the cache.
 func requestKey(p custos.Principal, ctx Context) (key string, cacheable bool) {
 	if !keyable(p) {
 		return "", false
