@@ -1,0 +1,93 @@
+package verifier
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/custos/custos"
+)
+
+func testReport(t *testing.T) Report {
+	t.Helper()
+	var r Report
+	for i, b := range entries(t, 0, 20) {
+		e, err := custos.ParseAuditEntry(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Add(uint64(i), e)
+	}
+	return r
+}
+
+func TestReport(t *testing.T) {
+	r := testReport(t)
+	// entries() makes 3 and 13 detokenizations, 5 and 15 denials, 7 and
+	// 17 policy loads, and alternates orgs.
+	if r.Entries != 20 || r.Counts["org"]["custodian"] != 10 || r.Counts["action"]["detokenize"] != 2 ||
+		r.Counts["decision"]["deny"] != 2 || r.Counts["action"]["policy-load"] != 2 || r.Counts["action"]["read"] != 16 {
+		t.Fatalf("counts %v", r.Counts)
+	}
+	d := r.Detokenizations
+	if len(d) != 2 || d[0].Index != 3 || d[1].Index != 13 || d[0].Reason != "fraud" || d[0].Ticket != "T-42" || d[0].Approver != "alice" || d[0].Subjects != 2 {
+		t.Fatalf("detokenizations %+v", d)
+	}
+	if len(r.Denials) != 2 || r.Denials[0].Index != 5 || r.Denials[0].Code != "forbidden" || r.Denials[0].Action != "read" {
+		t.Fatalf("denials %+v", r.Denials)
+	}
+	if len(r.PolicyChanges) != 2 || r.PolicyChanges[1].Index != 17 || r.PolicyChanges[1].Detail != "policies sha256:abc" {
+		t.Fatalf("policy changes %+v", r.PolicyChanges)
+	}
+	if !r.First.Equal(entryClock) || !r.Last.Equal(entryClock.Add(19e6)) {
+		t.Fatalf("from %v to %v", r.First, r.Last)
+	}
+}
+
+func TestReportRender(t *testing.T) {
+	r := testReport(t)
+	r.Add(20, custos.AuditEntry{Time: entryClock, Action: "read", Decision: "deny", Code: "x", Principal: "evil\x1b[2J"})
+
+	var text bytes.Buffer
+	if err := WriteText(&text, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"entries  21", "custodian", "#3 ", "reason=fraud", "ticket=T-42", "approver=alice", "subjects=2", "#17", "policies sha256:abc", `"evil\x1b[2J"`} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	if strings.Contains(text.String(), "\x1b") {
+		t.Error("text report passes a control character to the terminal")
+	}
+
+	var js bytes.Buffer
+	if err := WriteJSON(&js, r); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Entries != 21 || len(back.Detokenizations) != 2 || len(back.Denials) != 3 || back.Counts["loc"]["sg"] != 10 {
+		t.Fatalf("JSON report round-trips to %+v", back)
+	}
+
+	var c bytes.Buffer
+	if err := WriteCSV(&c, r); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&c).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, row := range rows[1:] {
+		kinds[row[0]]++
+	}
+	if rows[0][0] != "record" || kinds["detokenize"] != 2 || kinds["deny"] != 3 || kinds["policy"] != 2 || kinds["count"] == 0 {
+		t.Fatalf("CSV rows %v", kinds)
+	}
+}
