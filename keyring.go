@@ -16,8 +16,13 @@ type KeyReason struct {
 // KEK wrapped them, as long as that KEK has not been destroyed.
 //
 // Implementations are safe for concurrent use. A KEK never leaves the
-// Keyring; a data key leaves it only as the return value of Unwrap. aad binds
-// a wrapped key to its subject: unwrapping with another aad fails.
+// Keyring, nor does any key derived from it; a data key leaves it only as
+// the return value of Unwrap. aad binds a wrapped key to its subject:
+// unwrapping with another aad fails.
+//
+// Each KEK has a token index key, derived from it and destroyed with it,
+// under which TokenIndex hashes tokens: a token ref indexed under a KEK
+// since destroyed can no longer be matched to a token.
 type Keyring interface {
 	// Wrap seals dek under the current KEK.
 	Wrap(ctx context.Context, dek, aad []byte) (WrappedKey, error)
@@ -28,4 +33,13 @@ type Keyring interface {
 
 	// Current returns the id of the KEK Wrap uses.
 	Current() string
+
+	// KEKs returns the ids of the KEKs held, the current one first.
+	KEKs() []string
+
+	// TokenIndex returns HMAC-SHA256 of token under the token index key of
+	// the KEK kekID: the key HKDF-SHA256 derives from the KEK with info
+	// "custos token index v1". It is deterministic per KEK. It returns an
+	// error wrapping ErrKeyDestroyed when the KEK is no longer held.
+	TokenIndex(ctx context.Context, kekID string, token []byte) ([]byte, error)
 }

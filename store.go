@@ -35,14 +35,27 @@ type SealedRecord struct {
 // record whose value it stands for. The Store keeps refs so that a token can
 // be detokenized, and deletes them with their subject, so that erased
 // subjects' tokens resolve to nothing.
+//
+// A ref never holds its token, nor anything computable from a value without
+// a key that rotation destroys: it is found by Index, a keyed hash of the
+// token under a key bound to the KEK named by KEKID (Keyring.TokenIndex),
+// and carries the token only sealed under the subject's data key, so that a
+// rotation can index it again under the next KEK. Once the subject is
+// erased and the KEK rotated, a copy of a ref taken before the erasure
+// leads to no token and no value.
 type TokenRef struct {
-	Token      string
+	Index      []byte // HMAC-SHA256 of the token under the index key of KEKID
+	KEKID      string // the KEK whose index key computed Index
 	Audience   string
 	Subject    string
 	Collection string
 	Record     string
 	Field      string
+	Sealed     []byte // the token, sealed under the subject's data key
 }
+
+// MaxTokenIndexes is the most indexes Store.TokenRefs takes at once.
+const MaxTokenIndexes = 8
 
 // Store keeps subjects, sealed records and token refs.
 //
@@ -71,7 +84,8 @@ type Store interface {
 	// id, and replaces that record's token refs with refs, all atomically.
 	// It reports whether the record is new. It returns ErrNotFound when r's
 	// subject does not exist, and ErrConflict when a record with the same
-	// collection and id belongs to another subject.
+	// collection and id belongs to another subject. It refuses refs that
+	// point to another record or lack their Index, KEKID or Sealed.
 	PutRecord(ctx context.Context, r SealedRecord, refs []TokenRef) (created bool, err error)
 
 	// Record returns the record with the given collection and id, or
@@ -84,9 +98,23 @@ type Store interface {
 	// subject.
 	DeleteSubject(ctx context.Context, id string) (records int, err error)
 
-	// TokenRefs returns the refs of the given token, in any order; none when
-	// the token is unknown.
-	TokenRefs(ctx context.Context, token string) ([]TokenRef, error)
+	// TokenRefs returns the refs whose Index is one of indexes, in any
+	// order; none when no index is known or indexes is empty. It refuses
+	// more than MaxTokenIndexes indexes.
+	TokenRefs(ctx context.Context, indexes [][]byte) ([]TokenRef, error)
+
+	// SubjectTokenRefs returns every ref of the subject with the given id,
+	// in any order; none when the subject has none or does not exist.
+	SubjectTokenRefs(ctx context.Context, subject string) ([]TokenRef, error)
+
+	// ReindexTokenRef replaces the Index and KEKID of ref with newIndex and
+	// newKEK if the ref of its audience, subject, collection, record and
+	// field is still stored under ref's Index and KEKID, and reports whether
+	// it did (a compare-and-swap; Sealed is kept). It returns false when
+	// that ref is stored under another Index or KEKID, and ErrNotFound when
+	// there is no longer such a ref (its record was replaced without it or
+	// its subject deleted).
+	ReindexTokenRef(ctx context.Context, ref TokenRef, newIndex []byte, newKEK string) (bool, error)
 
 	// Subjects returns up to limit subjects whose ids sort after the given
 	// id, in id order, for walking every subject (key rotation).

@@ -56,6 +56,6 @@ func (e *env) keys(ctx context.Context, args []string) error {
 		return fmt.Errorf("rotation incomplete, every key still opens; run it again: %w", err)
 	}
 	recordRotation(ctx, j, e.log, rep)
-	fmt.Fprintf(e.stdout, "new KEK %s; %d of %d data keys re-wrapped; destroyed %v\n", rep.NewKEK, rep.Rewrapped, rep.Subjects, rep.Destroyed)
+	fmt.Fprintf(e.stdout, "new KEK %s; %d of %d data keys re-wrapped, %d token refs re-indexed; destroyed %v\n", rep.NewKEK, rep.Rewrapped, rep.Subjects, rep.Reindexed, rep.Destroyed)
 	return nil
 }

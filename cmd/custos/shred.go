@@ -184,7 +184,7 @@ func (s *shredder) rotate() error {
 func recordRotation(ctx context.Context, audit custos.Auditor, log *slog.Logger, rep vault.RotateReport) {
 	e := custos.AuditEntry{
 		Time: time.Now().UTC(), Action: "rotate", Decision: "allow", Principal: vault.RotationPrincipal, Count: rep.Rewrapped,
-		Detail: fmt.Sprintf("new kek %s destroyed %s", rep.NewKEK, strings.Join(rep.Destroyed, " ")),
+		Detail: fmt.Sprintf("new kek %s destroyed %s reindexed %d", rep.NewKEK, strings.Join(rep.Destroyed, " "), rep.Reindexed),
 	}
 	if _, err := audit.Record(ctx, e); err != nil {
 		log.Error("key rotation not recorded in the audit log", "kek", rep.NewKEK, "err", err)

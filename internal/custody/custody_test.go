@@ -1,12 +1,14 @@
 package custody_test
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -433,13 +435,18 @@ func TestEraseReceipt(t *testing.T) {
 
 // TestErasureFinalOnOldCopies is the crypto-shredding property: a copy of
 // the database taken before an erasure, with the keyring as it is after the
-// next rotation, cannot give back the erased subject's protected data.
+// next rotation, cannot give back the erased subject's protected data, nor
+// tie any token handed out for it to its refs.
 func TestErasureFinalOnOldCopies(t *testing.T) {
 	f := newFixture(t)
 	f.addUser(t, "u1", ada)
 	bob := map[string]string{"id": `"u2"`, "email": `"bob@example.org"`}
 	f.addUser(t, "u2", bob)
 	ctx := context.Background()
+	// The tokens handed out before the erasure, to both indexed audiences.
+	unvetted := custody.Request{Principal: custos.Principal{ID: "carol", Org: "custodian", Loc: "US"}}
+	erasedTokens := tokensOf(t, f, "u1", []string{"id", "email", "phone", "birthdate", "ip"}, engineer, unvetted)
+	liveTokens := tokensOf(t, f, "u2", []string{"id", "email"}, engineer, unvetted)
 
 	backup := filepath.Join(t.TempDir(), "backup.db")
 	if err := f.store.Backup(ctx, backup); err != nil {
@@ -450,6 +457,23 @@ func TestErasureFinalOnOldCopies(t *testing.T) {
 	}
 	if _, err := vault.Rotate(ctx, f.store, f.keyring, nil); err != nil {
 		t.Fatal(err)
+	}
+
+	// No token of the erased subject, and no protected value, is in the
+	// backup's bytes.
+	data, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range erasedTokens {
+		if bytes.Contains(data, []byte(tok)) {
+			t.Errorf("the backup holds the erased subject's token %q", tok)
+		}
+	}
+	for _, name := range []string{"email", "phone", "birthdate", "ip"} {
+		if v := strings.Trim(ada[name], `"`); bytes.Contains(data, []byte(v)) {
+			t.Errorf("the backup holds the erased subject's %s in clear", name)
+		}
 	}
 
 	old, err := sqlite.Open(backup, "us-local")
@@ -469,11 +493,86 @@ func TestErasureFinalOnOldCopies(t *testing.T) {
 	if err != nil || strings.Contains(string(rec.Sealed)+string(rec.Clear), "ada@example.com") {
 		t.Fatalf("backup record: %v (or plaintext at rest)", err)
 	}
+	// The backup's refs of the erased subject match none of its tokens
+	// under the keys now held; their sealed tokens need the destroyed key.
+	refs, err := old.SubjectTokenRefs(ctx, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) != len(erasedTokens) {
+		t.Fatalf("the backup holds %d refs of the erased subject, want %d", len(refs), len(erasedTokens))
+	}
+	for _, tok := range erasedTokens {
+		indexes, err := v.TokenIndexes(ctx, tok)
+		if err != nil || len(indexes) == 0 {
+			t.Fatalf("TokenIndexes = %d, %v", len(indexes), err)
+		}
+		for _, x := range refs {
+			if slices.ContainsFunc(indexes, func(i []byte) bool { return bytes.Equal(i, x.Index) }) {
+				t.Errorf("token %q matches the backup's ref of %s.%s for %s", tok, x.Collection, x.Field, x.Audience)
+			}
+		}
+	}
+	for _, x := range refs {
+		if slices.Contains(f.keyring.KEKs(), x.KEKID) {
+			t.Errorf("a backup ref is indexed under a KEK still held: %s", x.KEKID)
+		}
+	}
+
+	// The live store finds nothing of the erased subject; the live
+	// subject's tokens, indexed again by the rotation, still detokenize.
+	for _, d := range detokenize(t, f, erasedTokens).Values {
+		if d.Found {
+			t.Errorf("the erased subject's token %q detokenized to %s", d.Token, d.Value)
+		}
+	}
+	for _, d := range detokenize(t, f, liveTokens).Values {
+		if !d.Found || (d.Field != "users.id" && d.Field != "users.email") {
+			t.Errorf("the live subject's token %q after rotation: %+v", d.Token, d)
+		}
+	}
 	// The live subject still opens.
 	r, err := f.svc.Read(ctx, staff, "users", "u2")
 	if err != nil || string(r.Fields["email"].Value) != `"bob@example.org"` {
 		t.Fatalf("live subject after rotation: %+v, %v", r.Fields["email"], err)
 	}
+}
+
+// tokensOf returns the tokens of the given fields of user id handed to
+// each of the readers, who must get them as tokens.
+func tokensOf(t testing.TB, f *fixture, id string, fields []string, readers ...custody.Request) []string {
+	t.Helper()
+	var out []string
+	for _, r := range readers {
+		rd, err := f.svc.Read(context.Background(), r, "users", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range fields {
+			var tok string
+			if fl := rd.Fields[name]; fl.Form != custos.FormToken || json.Unmarshal(fl.Value, &tok) != nil {
+				t.Fatalf("%s got %s of %s as %s", r.Principal.ID, name, id, fl.Form)
+			}
+			out = append(out, tok)
+		}
+	}
+	return out
+}
+
+// detokenize has staff detokenize tokens with a second custodian's approval.
+func detokenize(t testing.TB, f *fixture, tokens []string) custody.DetokenizeResult {
+	t.Helper()
+	ctx := context.Background()
+	just := custos.Justification{Reason: "fraud", Text: "review", Ticket: "T-7"}
+	ap, err := f.svc.Approve(ctx, custody.Request{Principal: approver}, custody.ApprovalRequest{Requester: staff.Principal.ID, Tokens: tokens, Justification: just})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.svc.Detokenize(ctx, staff, custody.Detokenization{Tokens: tokens, Justification: just, Approval: ap.Grant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 func TestFailsClosedWithoutAudit(t *testing.T) {

@@ -131,7 +131,7 @@ func (s *Service) resolve(ctx context.Context, tokens []string) ([]*resolved, er
 
 // lookupToken returns the ref of a token, if any.
 func (s *Service) lookupToken(ctx context.Context, token string) (custos.TokenRef, bool, error) {
-	refs, err := s.cfg.Store.TokenRefs(ctx, token)
+	refs, err := s.cfg.Vault.FindTokenRefs(ctx, s.cfg.Store, token)
 	if err != nil {
 		return custos.TokenRef{}, false, internal("look up token", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/custos/custos/internal/policy"
 	"github.com/custos/custos/internal/schema"
 	"github.com/custos/custos/internal/token"
+	"github.com/custos/custos/internal/vault"
 )
 
 // tokenized reports whether tokens of a class are indexed for
@@ -53,7 +54,7 @@ func (s *Service) Write(ctx context.Context, r Request, collection, id string, r
 	if err != nil {
 		return false, 0, err
 	}
-	rec, refs, err := s.seal(ctx, r, coll, id, subj, values)
+	rec, refs, key, err := s.seal(ctx, r, coll, id, subj, values)
 	if err != nil {
 		return false, 0, err
 	}
@@ -69,6 +70,15 @@ func (s *Service) Write(ctx context.Context, r Request, collection, id string, r
 		return false, 0, custos.Errorf(custos.CodeNotFound, "the record's subject was erased meanwhile")
 	case err != nil:
 		return false, 0, internal("store record", err)
+	}
+	// A rotation in another process may have destroyed the KEK the refs
+	// were indexed under while this write was on its way: index them again
+	// under the current one. The record is stored; refs this misses are
+	// indexed again by the next rotation, so a failure is only logged.
+	if len(refs) > 0 {
+		if err := s.cfg.Vault.RefreshTokenRefs(ctx, s.cfg.Store, key, refs); err != nil {
+			s.log.Warn("token refs not refreshed after a write; the next key rotation indexes them", "collection", coll.Name, "err", err)
+		}
 	}
 	return created, index, nil
 }
@@ -96,15 +106,26 @@ func (s *Service) subject(ctx context.Context, id string) (custos.StoredSubject,
 }
 
 // seal splits values into clear and sealed parts and computes the token
-// refs of tokenized fields for every indexed audience.
-func (s *Service) seal(ctx context.Context, r Request, coll *schema.Collection, id string, subj custos.StoredSubject, values map[string]any) (custos.SealedRecord, []custos.TokenRef, error) {
+// refs of tokenized fields for every indexed audience. It returns the data
+// key it unwrapped, nil when it needed none.
+func (s *Service) seal(ctx context.Context, r Request, coll *schema.Collection, id string, subj custos.StoredSubject, values map[string]any) (custos.SealedRecord, []custos.TokenRef, *vault.DataKey, error) {
 	clear, sealed := map[string]json.RawMessage{}, map[string]json.RawMessage{}
 	var refs []custos.TokenRef
+	// The data key seals the sealed fields and the tokens of tokenized ones;
+	// it is unwrapped once, if either is present.
+	var key *vault.DataKey
+	dataKey := func() (*vault.DataKey, error) {
+		var err error
+		if key == nil {
+			key, err = s.key(ctx, subj, custos.KeyReason{Action: custos.ActionWrite, Principal: r.Principal.ID, Purpose: r.Purpose, Subject: subj.ID})
+		}
+		return key, err
+	}
 	for name, v := range values {
 		f := coll.Fields[name]
 		enc, err := schema.EncodeValue(f.Type, v)
 		if err != nil {
-			return custos.SealedRecord{}, nil, internal("encode value", err)
+			return custos.SealedRecord{}, nil, nil, internal("encode value", err)
 		}
 		if f.Class.Sealed() {
 			sealed[name] = enc
@@ -117,31 +138,50 @@ func (s *Service) seal(ctx context.Context, r Request, coll *schema.Collection, 
 		for _, aud := range s.cfg.Audiences {
 			tok, err := s.cfg.Tokens.Token(aud, f.Type, v)
 			if err != nil {
-				return custos.SealedRecord{}, nil, internal("derive token", err)
+				return custos.SealedRecord{}, nil, nil, internal("derive token", err)
 			}
-			refs = append(refs, custos.TokenRef{Token: tok, Audience: aud, Subject: subj.ID, Collection: coll.Name, Record: id, Field: name})
+			ref, err := s.tokenRef(ctx, dataKey, custos.TokenRef{Audience: aud, Subject: subj.ID, Collection: coll.Name, Record: id, Field: name}, tok)
+			if err != nil {
+				return custos.SealedRecord{}, nil, nil, err
+			}
+			refs = append(refs, ref)
 		}
 	}
 	rec := custos.SealedRecord{Collection: coll.Name, ID: id, Subject: subj.ID, UpdatedAt: s.cfg.Now().UTC()}
 	var err error
 	if rec.Clear, err = json.Marshal(clear); err != nil {
-		return rec, nil, internal("encode record", err)
+		return rec, nil, nil, internal("encode record", err)
 	}
 	if len(sealed) == 0 {
-		return rec, refs, nil
+		return rec, refs, key, nil
 	}
 	plain, err := json.Marshal(sealed)
 	if err != nil {
-		return rec, nil, internal("encode record", err)
+		return rec, nil, nil, internal("encode record", err)
 	}
-	key, err := s.key(ctx, subj, custos.KeyReason{Action: custos.ActionWrite, Principal: r.Principal.ID, Purpose: r.Purpose, Subject: subj.ID})
-	if err != nil {
-		return rec, nil, err
+	if _, err := dataKey(); err != nil {
+		return rec, nil, nil, err
 	}
 	if rec.Sealed, err = key.Seal(coll.Name, id, plain); err != nil {
-		return rec, nil, internal("seal record", err)
+		return rec, nil, nil, internal("seal record", err)
 	}
-	return rec, refs, nil
+	return rec, refs, key, nil
+}
+
+// tokenRef completes ref with the index of tok under the current KEK and
+// tok sealed under the subject's data key: a ref holds no token in clear.
+func (s *Service) tokenRef(ctx context.Context, dataKey func() (*vault.DataKey, error), ref custos.TokenRef, tok string) (custos.TokenRef, error) {
+	key, err := dataKey()
+	if err != nil {
+		return ref, err
+	}
+	if ref.KEKID, ref.Index, err = s.cfg.Vault.IndexToken(ctx, tok); err != nil {
+		return ref, internal("index token", err)
+	}
+	if ref.Sealed, err = key.SealTokenRef(ref, tok); err != nil {
+		return ref, internal("seal token ref", err)
+	}
+	return ref, nil
 }
 
 // Field is one field of a read: the form it is released in and its value

@@ -3,6 +3,8 @@ package keys
 import (
 	"bytes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,6 +66,24 @@ type kek struct {
 	created time.Time
 	key     secret
 	aead    cipher.AEAD
+	index   secret // the token index key, derived from key
+}
+
+// tokenIndexInfo is the HKDF info of a KEK's token index key.
+const tokenIndexInfo = "custos token index v1"
+
+// makeKEK returns the KEK id with the given key, its AEAD and its token
+// index key: HKDF-SHA256 of key, with no salt and info tokenIndexInfo.
+func makeKEK(id string, created time.Time, key secret) (*kek, error) {
+	a, err := aead.New(key)
+	if err != nil {
+		return nil, fmt.Errorf("key-encryption key %s: %w", id, err)
+	}
+	index, err := hkdf.Key(sha256.New, key, nil, tokenIndexInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("key-encryption key %s: %w", id, err)
+	}
+	return &kek{id: id, created: created, key: key, aead: a, index: index}, nil
 }
 
 // validKEKID reports whether id has the form kek-YYYYMMDD-xxxxxxxx, with
@@ -135,11 +155,10 @@ func newRing(f *fileV1) (*ring, error) {
 		if r.byID[fk.ID] != nil {
 			return nil, fmt.Errorf("duplicate key-encryption key %s", fk.ID)
 		}
-		a, err := aead.New(fk.Key)
+		k, err := makeKEK(fk.ID, fk.Created, secret(fk.Key))
 		if err != nil {
-			return nil, fmt.Errorf("key-encryption key %s: %w", fk.ID, err)
+			return nil, err
 		}
-		k := &kek{id: fk.ID, created: fk.Created, key: secret(fk.Key), aead: a}
 		r.keks = append(r.keks, k)
 		r.byID[k.id] = k
 	}

@@ -22,6 +22,12 @@
 //     PATH.lock, and each starts from the file as it is on disk.
 //   - Wrapped keys are AES-256-GCM with a fresh random 96-bit nonce, bound to
 //     "custos-dek-v1" || 0 || the caller's aad.
+//   - Each KEK has a token index key, HKDF-SHA256 of the KEK with no salt and
+//     info "custos token index v1". It is derived when the file is read,
+//     never written, used only inside TokenIndex, and goes with its KEK:
+//     once DestroyKEKs returns, no Local reading the same file computes an
+//     index under a destroyed KEK again. TokenIndex rereads the file as
+//     Unwrap does.
 //   - Unwrap refuses a request without a reason, and counts released keys by
 //     the action of their reason (Unwraps).
 //   - Secrets never appear in errors, String methods or fmt output.
@@ -37,7 +43,9 @@ package keys
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -119,7 +127,9 @@ func (l *Local) Current() string {
 	return l.ring.Load().current
 }
 
-// KEKs returns the ids of the KEKs the keyring holds, oldest first.
+// KEKs returns the ids of the KEKs the keyring holds, as the file says:
+// the current one first, then the others oldest first. If the file cannot
+// be read, it returns those last read.
 func (l *Local) KEKs() []string {
 	r, err := l.fresh()
 	if err != nil {
@@ -128,10 +138,14 @@ func (l *Local) KEKs() []string {
 	return r.ids()
 }
 
+// ids returns the KEK ids of r, the current one first.
 func (r *ring) ids() []string {
-	ids := make([]string, len(r.keks))
-	for i, k := range r.keks {
-		ids[i] = k.id
+	ids := make([]string, 0, len(r.keks))
+	ids = append(ids, r.current)
+	for _, k := range r.keks {
+		if k.id != r.current {
+			ids = append(ids, k.id)
+		}
 	}
 	return ids
 }
@@ -162,19 +176,9 @@ func (l *Local) Unwrap(ctx context.Context, w custos.WrappedKey, aad []byte, rea
 	if !validKEKID(w.KEKID) {
 		return nil, errors.New("couldn't unwrap key: malformed key-encryption key id")
 	}
-	r, err := l.fresh()
+	k, err := l.kek(w.KEKID)
 	if err != nil {
-		return nil, err
-	}
-	k := r.byID[w.KEKID]
-	if k == nil {
-		// The file may have changed within the resolution of its stamp.
-		if r, err = l.reload(true); err != nil {
-			return nil, err
-		}
-		if k = r.byID[w.KEKID]; k == nil {
-			return nil, fmt.Errorf("couldn't unwrap key under %s: %w", w.KEKID, custos.ErrKeyDestroyed)
-		}
+		return nil, fmt.Errorf("couldn't unwrap key under %s: %w", w.KEKID, err)
 	}
 	dek, err := aead.Open(k.aead, w.Ciphertext, dekAAD(aad))
 	if err != nil {
@@ -182,6 +186,45 @@ func (l *Local) Unwrap(ctx context.Context, w custos.WrappedKey, aad []byte, rea
 	}
 	l.counter(reason.Action).Add(1)
 	return dek, nil
+}
+
+// TokenIndex returns HMAC-SHA256 of token under the token index key of the
+// KEK kekID, which HKDF-SHA256 derives from the KEK (no salt, info "custos
+// token index v1"). It returns an error wrapping custos.ErrKeyDestroyed when
+// the KEK is not in the file, even after a reread: destroying a KEK destroys
+// its index key.
+func (l *Local) TokenIndex(ctx context.Context, kekID string, token []byte) ([]byte, error) {
+	if !validKEKID(kekID) {
+		return nil, errors.New("couldn't index token: malformed key-encryption key id")
+	}
+	k, err := l.kek(kekID)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't index token under %s: %w", kekID, err)
+	}
+	m := hmac.New(sha256.New, k.index)
+	m.Write(token)
+	return m.Sum(nil), nil
+}
+
+// kek returns the KEK with the given id, rereading the file first if it
+// changed, and once more if the KEK is not in it: the file may have changed
+// within the resolution of its stamp. It returns an error wrapping
+// custos.ErrKeyDestroyed when the KEK is not in the file.
+func (l *Local) kek(id string) (*kek, error) {
+	r, err := l.fresh()
+	if err != nil {
+		return nil, err
+	}
+	if k := r.byID[id]; k != nil {
+		return k, nil
+	}
+	if r, err = l.reload(true); err != nil {
+		return nil, err
+	}
+	if k := r.byID[id]; k != nil {
+		return k, nil
+	}
+	return nil, custos.ErrKeyDestroyed
 }
 
 func (l *Local) counter(a custos.Action) *atomic.Uint64 {
@@ -342,12 +385,7 @@ func newKEK(taken map[string]*kek) (*kek, error) {
 			break
 		}
 	}
-	key := randomSecret(32)
-	a, err := aead.New(key)
-	if err != nil {
-		return nil, err
-	}
-	return &kek{id: id, created: now, key: key, aead: a}, nil
+	return makeKEK(id, now, randomSecret(32))
 }
 
 func randomSecret(n int) secret {

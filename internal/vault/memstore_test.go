@@ -18,11 +18,13 @@ type memStore struct {
 	mu       sync.Mutex
 	subjects map[string]custos.StoredSubject
 	records  map[string]custos.SealedRecord // by collection + "\x00" + id
-	refs     map[string][]custos.TokenRef   // by token
+	refs     map[string][]custos.TokenRef   // by subject
+	indexed  map[string]map[string]bool     // subjects that had a ref of an index; may be stale
 	sorted   []string                       // subject ids in order; nil when stale
 
 	// Test hooks, called with mu held.
-	beforeRewrap   func(id string) error // a non-nil error fails RewrapKey
+	beforeRewrap   func(id string) error           // a non-nil error fails RewrapKey
+	beforeReindex  func(ref custos.TokenRef) error // a non-nil error fails ReindexTokenRef
 	beforeSubjects func(after string)
 }
 
@@ -33,7 +35,18 @@ func newMemStore() *memStore {
 		subjects: make(map[string]custos.StoredSubject),
 		records:  make(map[string]custos.SealedRecord),
 		refs:     make(map[string][]custos.TokenRef),
+		indexed:  make(map[string]map[string]bool),
 	}
+}
+
+// indexRef notes that subject may have a ref under index.
+func (m *memStore) indexRef(index []byte, subject string) {
+	subjects := m.indexed[string(index)]
+	if subjects == nil {
+		subjects = make(map[string]bool)
+		m.indexed[string(index)] = subjects
+	}
+	subjects[subject] = true
 }
 
 // backup returns a copy of the store as it is now.
@@ -47,8 +60,11 @@ func (m *memStore) backup() *memStore {
 	for k, r := range m.records {
 		b.records[k] = copyRecord(r)
 	}
-	for k, v := range m.refs {
-		b.refs[k] = slices.Clone(v)
+	for id, refs := range m.refs {
+		b.refs[id] = copyRefs(refs)
+		for _, x := range refs {
+			b.indexRef(x.Index, id)
+		}
 	}
 	return b
 }
@@ -61,6 +77,26 @@ func copySubject(s custos.StoredSubject) custos.StoredSubject {
 func copyRecord(r custos.SealedRecord) custos.SealedRecord {
 	r.Clear, r.Sealed = bytes.Clone(r.Clear), bytes.Clone(r.Sealed)
 	return r
+}
+
+func copyRef(x custos.TokenRef) custos.TokenRef {
+	x.Index, x.Sealed = bytes.Clone(x.Index), bytes.Clone(x.Sealed)
+	return x
+}
+
+func copyRefs(refs []custos.TokenRef) []custos.TokenRef {
+	out := make([]custos.TokenRef, len(refs))
+	for i, x := range refs {
+		out[i] = copyRef(x)
+	}
+	return out
+}
+
+// sameField reports whether a and b are refs of the same audience and
+// field of the same record.
+func sameField(a, b custos.TokenRef) bool {
+	return a.Audience == b.Audience && a.Subject == b.Subject && a.Collection == b.Collection &&
+		a.Record == b.Record && a.Field == b.Field
 }
 
 func sameKey(a, b custos.WrappedKey) bool {
@@ -101,23 +137,14 @@ func (m *memStore) PutRecord(ctx context.Context, r custos.SealedRecord, refs []
 	if exists && old.Subject != r.Subject {
 		return false, custos.ErrConflict
 	}
-	m.dropRefs(func(ref custos.TokenRef) bool { return ref.Collection == r.Collection && ref.Record == r.ID })
-	for _, ref := range refs {
-		m.refs[ref.Token] = append(m.refs[ref.Token], ref)
+	m.refs[r.Subject] = append(slices.DeleteFunc(m.refs[r.Subject], func(x custos.TokenRef) bool {
+		return x.Collection == r.Collection && x.Record == r.ID
+	}), copyRefs(refs)...)
+	for _, x := range refs {
+		m.indexRef(x.Index, x.Subject)
 	}
 	m.records[key] = copyRecord(r)
 	return !exists, nil
-}
-
-func (m *memStore) dropRefs(drop func(custos.TokenRef) bool) {
-	for tok, refs := range m.refs {
-		refs = slices.DeleteFunc(refs, drop)
-		if len(refs) == 0 {
-			delete(m.refs, tok)
-		} else {
-			m.refs[tok] = refs
-		}
-	}
 }
 
 func (m *memStore) Record(ctx context.Context, collection, id string) (custos.SealedRecord, error) {
@@ -144,16 +171,59 @@ func (m *memStore) DeleteSubject(ctx context.Context, id string) (int, error) {
 		}
 		return false
 	})
-	m.dropRefs(func(ref custos.TokenRef) bool { return ref.Subject == id })
+	delete(m.refs, id)
 	delete(m.subjects, id)
 	m.sorted = nil
 	return n, nil
 }
 
-func (m *memStore) TokenRefs(ctx context.Context, token string) ([]custos.TokenRef, error) {
+func (m *memStore) TokenRefs(ctx context.Context, indexes [][]byte) ([]custos.TokenRef, error) {
+	if len(indexes) > custos.MaxTokenIndexes {
+		return nil, errors.New("too many indexes")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return slices.Clone(m.refs[token]), nil
+	subjects := make(map[string]bool)
+	for _, i := range indexes {
+		maps.Copy(subjects, m.indexed[string(i)])
+	}
+	var out []custos.TokenRef
+	for id := range subjects {
+		for _, x := range m.refs[id] {
+			if slices.ContainsFunc(indexes, func(i []byte) bool { return bytes.Equal(i, x.Index) }) {
+				out = append(out, copyRef(x))
+			}
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) SubjectTokenRefs(ctx context.Context, subject string) ([]custos.TokenRef, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return copyRefs(m.refs[subject]), nil
+}
+
+func (m *memStore) ReindexTokenRef(ctx context.Context, ref custos.TokenRef, newIndex []byte, newKEK string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.beforeReindex != nil {
+		if err := m.beforeReindex(ref); err != nil {
+			return false, err
+		}
+	}
+	refs := m.refs[ref.Subject]
+	i := slices.IndexFunc(refs, func(x custos.TokenRef) bool { return sameField(x, ref) })
+	if i < 0 {
+		return false, custos.ErrNotFound
+	}
+	x := &refs[i]
+	if x.KEKID != ref.KEKID || !bytes.Equal(x.Index, ref.Index) {
+		return false, nil
+	}
+	x.Index, x.KEKID = bytes.Clone(newIndex), newKEK
+	m.indexRef(newIndex, ref.Subject)
+	return true, nil
 }
 
 func (m *memStore) Subjects(ctx context.Context, after string, limit int) ([]custos.StoredSubject, error) {

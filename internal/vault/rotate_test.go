@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,8 +14,8 @@ import (
 	"github.com/custos/custos/internal/keys"
 )
 
-// populate registers n subjects in st, each with one sealed record, and
-// returns their ids.
+// populate registers n subjects in st, each with one sealed record and a
+// token ref of its email for each of audiences, and returns their ids.
 func populate(t testing.TB, v *Vault, st *memStore, n int) []string {
 	t.Helper()
 	ctx := context.Background()
@@ -52,7 +53,48 @@ func openRecord(ctx context.Context, v *Vault, st custos.Store, id string) error
 	return nil
 }
 
-// register stores subject id with one sealed record.
+// audiences are the audiences whose tokens register indexes.
+var audiences = []string{custos.OrgOperator, custos.OrgCustodian}
+
+// tokenOf stands for the token of subject id's email handed to audience.
+func tokenOf(audience, id string) string { return "tk_" + audience + "_" + id }
+
+// refsOf returns the token refs of subject id's record, indexed under the
+// current KEK, their tokens sealed under k.
+func refsOf(ctx context.Context, v *Vault, k *DataKey, id string) ([]custos.TokenRef, error) {
+	var refs []custos.TokenRef
+	for _, aud := range audiences {
+		kek, index, err := v.IndexToken(ctx, tokenOf(aud, id))
+		if err != nil {
+			return nil, err
+		}
+		x := custos.TokenRef{Index: index, KEKID: kek, Audience: aud, Subject: id, Collection: "users", Record: "r-" + id, Field: "email"}
+		if x.Sealed, err = k.SealTokenRef(x, tokenOf(aud, id)); err != nil {
+			return nil, err
+		}
+		refs = append(refs, x)
+	}
+	return refs, nil
+}
+
+// findTokens checks that every token of subject id is found, pointing to
+// its record.
+func findTokens(ctx context.Context, v *Vault, st custos.Store, id string) error {
+	for _, aud := range audiences {
+		refs, err := v.FindTokenRefs(ctx, st, tokenOf(aud, id))
+		if err != nil {
+			return err
+		}
+		if len(refs) != 1 || refs[0].Audience != aud || refs[0].Record != "r-"+id {
+			return fmt.Errorf("token of %s for %s found %d refs: %+v", id, aud, len(refs), refs)
+		}
+	}
+	return nil
+}
+
+// register stores subject id with one sealed record and its token refs, as
+// a writer does: refs indexed by IndexToken, then kept indexed under the
+// current KEK by RefreshTokenRefs.
 func register(ctx context.Context, v *Vault, st custos.Store, id string) error {
 	s, _, err := v.Register(ctx, st, custos.Subject{ID: id, Residency: "US"})
 	if err != nil {
@@ -72,8 +114,15 @@ func register(ctx context.Context, v *Vault, st custos.Store, id string) error {
 	if err != nil {
 		return err
 	}
-	_, err = st.PutRecord(ctx, custos.SealedRecord{Collection: "users", ID: "r-" + id, Subject: id, Sealed: sealed}, nil)
-	return err
+	refs, err := refsOf(ctx, v, k, id)
+	if err != nil {
+		return err
+	}
+	_, err = st.PutRecord(ctx, custos.SealedRecord{Collection: "users", ID: "r-" + id, Subject: id, Sealed: sealed}, refs)
+	if err != nil {
+		return err
+	}
+	return v.RefreshTokenRefs(ctx, st, k, refs)
 }
 
 func checkAllOpen(t testing.TB, v *Vault, st custos.Store, ids []string) {
@@ -81,6 +130,9 @@ func checkAllOpen(t testing.TB, v *Vault, st custos.Store, ids []string) {
 	for _, id := range ids {
 		if err := openRecord(context.Background(), v, st, id); err != nil {
 			t.Fatalf("subject %s: %v", id, err)
+		}
+		if err := findTokens(context.Background(), v, st, id); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -100,7 +152,7 @@ func TestRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rep.NewKEK == old || rep.NewKEK != kr.Current() || rep.Rewrapped != 1201 || rep.Subjects != 1201 ||
-		len(rep.Destroyed) != 1 || rep.Destroyed[0] != old {
+		rep.Reindexed != 2402 || len(rep.Destroyed) != 1 || rep.Destroyed[0] != old {
 		t.Fatalf("report %+v, old KEK %s", rep, old)
 	}
 	if calls != 6 { // three pages, two walks
@@ -114,6 +166,7 @@ func TestRotate(t *testing.T) {
 			t.Fatalf("subject %s under %s after rotation", id, s.Key.KEKID)
 		}
 	}
+	checkRefsUnder(t, st, rep.NewKEK, 2402)
 	after, _ := st.Record(ctx, "users", "r-u00007")
 	if !sameRecord(before, after) {
 		t.Error("rotation changed a record")
@@ -121,6 +174,25 @@ func TestRotate(t *testing.T) {
 	checkAllOpen(t, v, st, ids)
 	if n := kr.Unwraps()[""]; n != 1201 {
 		t.Errorf("%d custodial unwraps counted, want 1201", n)
+	}
+}
+
+// checkRefsUnder checks that st holds n token refs, all under kek.
+func checkRefsUnder(t testing.TB, st *memStore, kek string, n int) {
+	t.Helper()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	stored := 0
+	for _, refs := range st.refs {
+		stored += len(refs)
+		for _, x := range refs {
+			if x.KEKID != kek {
+				t.Fatalf("token ref %s/%s/%s under %s, want %s", x.Record, x.Audience, x.Field, x.KEKID, kek)
+			}
+		}
+	}
+	if stored != n {
+		t.Errorf("%d token refs stored, want %d", stored, n)
 	}
 }
 
@@ -283,7 +355,13 @@ func TestRotateSkipsErasedAndRetriesLostSwaps(t *testing.T) {
 	v := New(kr, "US")
 	st := newMemStore()
 	ids := populate(t, v, st, 10)
-	other, err := v.NewKey(ctx, ids[5])
+	// The same data key wrapped again, as another rotation would store it.
+	aad := keyAAD("US", ids[5])
+	dek, err := kr.Unwrap(ctx, st.subjects[ids[5]].Key, aad, readReason(ids[5]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := kr.Wrap(ctx, dek, aad)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,8 +404,13 @@ func TestRotateRefusesUnwrappableKey(t *testing.T) {
 	s := st.subjects["u00001"]
 	s.Key.Ciphertext[20] ^= 1
 	st.subjects["u00001"] = s
-	if _, err := Rotate(ctx, st, kr, nil); err == nil {
+	_, err := Rotate(ctx, st, kr, nil)
+	if err == nil {
 		t.Fatal("Rotate succeeded with a key that does not unwrap")
+	}
+	// The subject is named by its position in the walk, never by its id.
+	if strings.Contains(err.Error(), "u00001") || !strings.Contains(err.Error(), "subject 2 of the walk") {
+		t.Errorf("error %q names the subject or not its position", err)
 	}
 	if n := len(kr.KEKs()); n != 2 {
 		t.Errorf("a failed rotation destroyed KEKs: %d left", n)

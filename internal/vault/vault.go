@@ -1,7 +1,8 @@
 // Package vault seals protected fields under per-subject data keys and
 // manages those keys: it makes them, unwraps them for a stated reason,
-// rotates the key-encryption keys (KEKs) that wrap them, and signs receipts
-// of erasure.
+// rotates the key-encryption keys (KEKs) that wrap them, indexes and seals
+// the token refs that let tokens be detokenized, and signs receipts of
+// erasure.
 //
 // Guarantees:
 //
@@ -12,9 +13,17 @@
 //     seal, bound to the jurisdiction, subject, collection and record id:
 //     sealed bytes changed in any way, or moved to another record, do not
 //     open. The format is 0x01 || nonce || ciphertext || tag.
-//   - Erasure is crypto-shredding: deleting a subject deletes its wrapped key,
-//     and Rotate then destroys every KEK but a new one, so that the copies of
-//     the wrapped key left in backups and replicas no longer unwrap.
+//   - Token refs hold no token: IndexToken and TokenIndexes index a token by
+//     HMAC-SHA256 under a key the Keyring derives from a KEK and never
+//     releases, and SealTokenRef seals the token under the subject's data
+//     key as 0x01 || nonce || ciphertext || tag, bound to the jurisdiction,
+//     subject, audience, collection, record and field (associated data
+//     "custos-token-ref-v1", apart from that of sealed fields).
+//   - Erasure is crypto-shredding: deleting a subject deletes its wrapped key
+//     and its token refs, and Rotate then indexes every remaining ref again
+//     and destroys every KEK but a new one, so that the copies of the wrapped
+//     key left in backups and replicas no longer unwrap, and the copies of
+//     the refs no longer match any token.
 //   - No data key is ever returned but inside a DataKey, which prints
 //     nothing secret.
 //

@@ -21,7 +21,12 @@
 // The SQL is the common dialect of PostgreSQL and CockroachDB: INSERT ... ON
 // CONFLICT, BYTEA, TIMESTAMPTZ, TEXT, no advisory locks. Every statement
 // takes its values as parameters; no id is ever part of SQL text. The
-// database holds ciphertext, pseudonyms and ids only.
+// database holds ciphertext, keyed hashes and ids only.
+//
+// Erasure: PostgreSQL keeps the versions of rows a DELETE or UPDATE made
+// dead in the table's pages until VACUUM reclaims them, and in the
+// write-ahead log (and its archive) until that is recycled; see
+// docs/storage.md for what a custodian does after erasures.
 package postgres
 
 import (
@@ -286,9 +291,9 @@ func replaceRefs(ctx context.Context, tx pgx.Tx, r custos.SealedRecord, refs []c
 	b := &pgx.Batch{}
 	b.Queue(`DELETE FROM token_refs WHERE collection = $1 AND record = $2`, r.Collection, r.ID)
 	for _, x := range refs {
-		b.Queue(`INSERT INTO token_refs (token, audience, subject, collection, record, field)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-			x.Token, x.Audience, x.Subject, x.Collection, x.Record, x.Field)
+		b.Queue(`INSERT INTO token_refs (`+refColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+			x.Index, x.KEKID, x.Audience, x.Subject, x.Collection, x.Record, x.Field, x.Sealed)
 	}
 	br := tx.SendBatch(ctx, b)
 	for range b.Len() {
@@ -300,12 +305,16 @@ func replaceRefs(ctx context.Context, tx pgx.Tx, r custos.SealedRecord, refs []c
 	return br.Close()
 }
 
-// checkRefs returns an error if a ref does not point to r: such a ref would
-// outlive r's next replacement.
+// checkRefs returns an error if a ref does not point to r, which would
+// outlive r's next replacement, or lacks its index, KEK or sealed token,
+// without which it could be neither found nor indexed again.
 func checkRefs(r custos.SealedRecord, refs []custos.TokenRef) error {
 	for _, x := range refs {
 		if x.Subject != r.Subject || x.Collection != r.Collection || x.Record != r.ID {
 			return errors.New("couldn't put record: a token ref points to another record")
+		}
+		if len(x.Index) == 0 || x.KEKID == "" || len(x.Sealed) == 0 {
+			return errors.New("couldn't put record: a token ref lacks its index, KEK or sealed token")
 		}
 	}
 	return nil
@@ -350,19 +359,68 @@ func (s *Store) DeleteSubject(ctx context.Context, id string) (records int, err 
 	return records, nil
 }
 
+// refColumns are the columns of token_refs in the order scanRef reads.
+const refColumns = `idx, kek_id, audience, subject, collection, record, field, sealed`
+
+func scanRef(row pgx.CollectableRow) (custos.TokenRef, error) {
+	var x custos.TokenRef
+	err := row.Scan(&x.Index, &x.KEKID, &x.Audience, &x.Subject, &x.Collection, &x.Record, &x.Field, &x.Sealed)
+	return x, err
+}
+
 // TokenRefs implements custos.Store.
-func (s *Store) TokenRefs(ctx context.Context, token string) ([]custos.TokenRef, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT audience, subject, collection, record, field
-		FROM token_refs WHERE token = $1`, token)
-	refs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (custos.TokenRef, error) {
-		x := custos.TokenRef{Token: token}
-		err := row.Scan(&x.Audience, &x.Subject, &x.Collection, &x.Record, &x.Field)
-		return x, err
-	})
+func (s *Store) TokenRefs(ctx context.Context, indexes [][]byte) ([]custos.TokenRef, error) {
+	if len(indexes) > custos.MaxTokenIndexes {
+		return nil, fmt.Errorf("couldn't read token refs: %d indexes, more than %d", len(indexes), custos.MaxTokenIndexes)
+	}
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	args := make([][]byte, len(indexes))
+	for i, x := range indexes {
+		args[i] = notNull(x)
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT `+refColumns+` FROM token_refs WHERE idx = ANY($1)`, args)
+	refs, err := pgx.CollectRows(rows, scanRef)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read token refs: %w", err)
 	}
 	return refs, nil
+}
+
+// SubjectTokenRefs implements custos.Store.
+func (s *Store) SubjectTokenRefs(ctx context.Context, subject string) ([]custos.TokenRef, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+refColumns+` FROM token_refs WHERE subject = $1`, subject)
+	refs, err := pgx.CollectRows(rows, scanRef)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read token refs: %w", err)
+	}
+	return refs, nil
+}
+
+// ReindexTokenRef implements custos.Store. It is one statement: the ref's
+// existence and the swap are read from the same snapshot.
+func (s *Store) ReindexTokenRef(ctx context.Context, ref custos.TokenRef, newIndex []byte, newKEK string) (bool, error) {
+	if len(newIndex) == 0 || newKEK == "" {
+		return false, errors.New("couldn't reindex token ref: empty index or KEK")
+	}
+	var exists, swapped bool
+	err := s.pool.QueryRow(ctx, `WITH
+		current AS (SELECT 1 FROM token_refs
+			WHERE collection = $5 AND record = $6 AND subject = $4 AND audience = $3 AND field = $7),
+		swapped AS (UPDATE token_refs SET idx = $8, kek_id = $9
+			WHERE idx = $1 AND kek_id = $2 AND audience = $3 AND subject = $4
+				AND collection = $5 AND record = $6 AND field = $7 RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM current), EXISTS (SELECT 1 FROM swapped)`,
+		notNull(ref.Index), ref.KEKID, ref.Audience, ref.Subject, ref.Collection, ref.Record, ref.Field,
+		newIndex, newKEK).Scan(&exists, &swapped)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("couldn't reindex token ref: %w", err)
+	case !exists && !swapped:
+		return false, fmt.Errorf("couldn't reindex token ref: %w", custos.ErrNotFound)
+	}
+	return swapped, nil
 }
 
 // Subjects implements custos.Store. limit must be positive.

@@ -12,10 +12,16 @@
 // (query_only) connections that WAL lets run beside the writer. Another
 // process writing the same file waits up to busy_timeout (10 s) for the lock.
 //
-// Trust: the file holds ciphertext, pseudonyms and ids; whoever can read it
-// learns which subjects exist and which records they have, not what the
-// protected fields say. It is created with mode 0600. Every statement takes
-// its values as parameters; no id is ever part of SQL text.
+// Trust: the file holds ciphertext, keyed hashes and ids; whoever can read
+// it learns which subjects exist and which records they have, not what the
+// protected fields say nor which tokens were handed out. It is created with
+// mode 0600. Every statement takes its values as parameters; no id is ever
+// part of SQL text.
+//
+// Erasure: secure_delete is on, so SQLite overwrites the content of deleted
+// rows in the database file; until the write-ahead log is checkpointed and
+// its frames reused, older versions of the pages they were on remain in
+// PATH-wal.
 package sqlite
 
 import (
@@ -28,6 +34,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/custos/custos"
@@ -40,7 +47,8 @@ import (
 const pragmas = "_pragma=journal_mode(WAL)" +
 	"&_pragma=busy_timeout(10000)" +
 	"&_pragma=foreign_keys(1)" +
-	"&_pragma=synchronous(FULL)"
+	"&_pragma=synchronous(FULL)" +
+	"&_pragma=secure_delete(1)"
 
 // Store is a custos.Store in a SQLite file. It is safe for concurrent use.
 type Store struct {
@@ -48,8 +56,9 @@ type Store struct {
 	r        *sql.DB // a pool of query_only connections
 	location string
 
-	// Statements of the hot reads, prepared once per connection of r.
-	subject, record, tokenRefs *sql.Stmt
+	// Statements of the hot reads, and of the reads a key rotation makes
+	// for every subject, prepared once per connection of r.
+	subject, record, tokenRefs, subjectTokenRefs *sql.Stmt
 }
 
 var _ custos.Store = (*Store)(nil)
@@ -110,8 +119,13 @@ func (s *Store) prepare() (err error) {
 		WHERE collection = ? AND id = ?`); err != nil {
 		return err
 	}
-	s.tokenRefs, err = s.r.Prepare(`SELECT audience, subject, collection, record, field
-		FROM token_refs WHERE token = ?`)
+	// One statement serves up to MaxTokenIndexes indexes: TokenRefs repeats
+	// the first index in the unused places.
+	if s.tokenRefs, err = s.r.Prepare(`SELECT ` + refColumns + ` FROM token_refs
+		WHERE idx IN (?` + strings.Repeat(", ?", custos.MaxTokenIndexes-1) + `)`); err != nil {
+		return err
+	}
+	s.subjectTokenRefs, err = s.r.Prepare(`SELECT ` + refColumns + ` FROM token_refs WHERE subject = ?`)
 	return err
 }
 
@@ -194,7 +208,7 @@ func (s *Store) Location() string { return s.location }
 // Close closes the store. It may be called more than once.
 func (s *Store) Close() error {
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.subject, s.record, s.tokenRefs} {
+	for _, stmt := range []*sql.Stmt{s.subject, s.record, s.tokenRefs, s.subjectTokenRefs} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
@@ -302,26 +316,30 @@ func replaceRefs(ctx context.Context, tx *sql.Tx, r custos.SealedRecord, refs []
 	if len(refs) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO token_refs (token, audience, subject, collection, record, field)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO token_refs (`+refColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	if err != nil {
 		return err
 	}
 	defer stmt.Close()
 	for _, x := range refs {
-		if _, err := stmt.ExecContext(ctx, x.Token, x.Audience, x.Subject, x.Collection, x.Record, x.Field); err != nil {
+		if _, err := stmt.ExecContext(ctx, x.Index, x.KEKID, x.Audience, x.Subject, x.Collection, x.Record, x.Field, x.Sealed); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkRefs returns an error if a ref does not point to r: such a ref would
-// outlive r's next replacement.
+// checkRefs returns an error if a ref does not point to r, which would
+// outlive r's next replacement, or lacks its index, KEK or sealed token,
+// without which it could be neither found nor indexed again.
 func checkRefs(r custos.SealedRecord, refs []custos.TokenRef) error {
 	for _, x := range refs {
 		if x.Subject != r.Subject || x.Collection != r.Collection || x.Record != r.ID {
 			return errors.New("couldn't put record: a token ref points to another record")
+		}
+		if len(x.Index) == 0 || x.KEKID == "" || len(x.Sealed) == 0 {
+			return errors.New("couldn't put record: a token ref lacks its index, KEK or sealed token")
 		}
 	}
 	return nil
@@ -371,25 +389,91 @@ func (s *Store) DeleteSubject(ctx context.Context, id string) (records int, err 
 	return records, nil
 }
 
-// TokenRefs implements custos.Store.
-func (s *Store) TokenRefs(ctx context.Context, token string) ([]custos.TokenRef, error) {
-	rows, err := s.tokenRefs.QueryContext(ctx, token)
+// refColumns are the columns of token_refs in the order scanRef reads.
+const refColumns = `idx, kek_id, audience, subject, collection, record, field, sealed`
+
+func scanRef(row interface{ Scan(...any) error }) (custos.TokenRef, error) {
+	var x custos.TokenRef
+	err := row.Scan(blob{&x.Index}, &x.KEKID, &x.Audience, &x.Subject, &x.Collection, &x.Record, &x.Field, blob{&x.Sealed})
+	return x, err
+}
+
+func collectRefs(rows *sql.Rows, err error) ([]custos.TokenRef, error) {
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read token refs: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	var refs []custos.TokenRef
 	for rows.Next() {
-		x := custos.TokenRef{Token: token}
-		if err := rows.Scan(&x.Audience, &x.Subject, &x.Collection, &x.Record, &x.Field); err != nil {
-			return nil, fmt.Errorf("couldn't read token refs: %w", err)
+		x, err := scanRef(rows)
+		if err != nil {
+			return nil, err
 		}
 		refs = append(refs, x)
 	}
-	if err := rows.Err(); err != nil {
+	return refs, rows.Err()
+}
+
+// TokenRefs implements custos.Store.
+func (s *Store) TokenRefs(ctx context.Context, indexes [][]byte) ([]custos.TokenRef, error) {
+	if len(indexes) > custos.MaxTokenIndexes {
+		return nil, fmt.Errorf("couldn't read token refs: %d indexes, more than %d", len(indexes), custos.MaxTokenIndexes)
+	}
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	args := make([]any, custos.MaxTokenIndexes)
+	for i := range args {
+		args[i] = notNull(indexes[min(i, len(indexes)-1)])
+	}
+	refs, err := collectRefs(s.tokenRefs.QueryContext(ctx, args...))
+	if err != nil {
 		return nil, fmt.Errorf("couldn't read token refs: %w", err)
 	}
 	return refs, nil
+}
+
+// SubjectTokenRefs implements custos.Store.
+func (s *Store) SubjectTokenRefs(ctx context.Context, subject string) ([]custos.TokenRef, error) {
+	refs, err := collectRefs(s.subjectTokenRefs.QueryContext(ctx, subject))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read token refs: %w", err)
+	}
+	return refs, nil
+}
+
+// ReindexTokenRef implements custos.Store.
+func (s *Store) ReindexTokenRef(ctx context.Context, ref custos.TokenRef, newIndex []byte, newKEK string) (swapped bool, err error) {
+	if len(newIndex) == 0 || newKEK == "" {
+		return false, errors.New("couldn't reindex token ref: empty index or KEK")
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE token_refs SET idx = ?, kek_id = ?
+			WHERE idx = ? AND kek_id = ? AND audience = ? AND subject = ? AND collection = ? AND record = ? AND field = ?`,
+			newIndex, newKEK, notNull(ref.Index), ref.KEKID, ref.Audience, ref.Subject, ref.Collection, ref.Record, ref.Field)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if swapped = n > 0; swapped {
+			return nil
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM token_refs
+			WHERE collection = ? AND record = ? AND subject = ? AND audience = ? AND field = ?`,
+			ref.Collection, ref.Record, ref.Subject, ref.Audience, ref.Field).Scan(&n); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("token ref %w", custos.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("couldn't reindex token ref: %w", err)
+	}
+	return swapped, nil
 }
 
 // Subjects implements custos.Store. limit must be positive.

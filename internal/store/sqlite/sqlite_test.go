@@ -38,6 +38,9 @@ func TestPragmas(t *testing.T) {
 		"busy_timeout": "10000",
 		"foreign_keys": "1",
 		"synchronous":  "2", // FULL
+		// Deleted rows, an erased subject's among them, are overwritten in
+		// the file rather than left on free pages.
+		"secure_delete": "1",
 	}
 	check := func(name string, db *sql.DB, extra map[string]string) {
 		// Hold several connections at once so that more than one is checked.
@@ -258,4 +261,55 @@ func TestTwoStoresOneFile(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestSecureDelete checks that what DeleteSubject removes does not stay in
+// the database file on free pages once the log is checkpointed.
+func TestSecureDelete(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "custos.db")
+	s, err := Open(path, "sqlite:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	const marker = "erased-subject-marker"
+	checkpoint := func() {
+		t.Helper()
+		if _, err := s.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"kept", marker} {
+		sub := custos.StoredSubject{Subject: custos.Subject{ID: id, Residency: "US"},
+			Key: custos.WrappedKey{KEKID: "k", Ciphertext: []byte("key of " + id)}}
+		if _, err := s.CreateSubject(ctx, sub); err != nil {
+			t.Fatal(err)
+		}
+		r := custos.SealedRecord{Collection: "c", ID: "r-" + id, Subject: id,
+			Clear: []byte(`{"handle":"` + id + `"}`), Sealed: []byte("sealed " + id)}
+		ref := custos.TokenRef{Index: []byte("index of " + id), KEKID: "k", Audience: "operator", Subject: id,
+			Collection: "c", Record: r.ID, Field: "email", Sealed: []byte("token of " + id)}
+		if _, err := s.PutRecord(ctx, r, []custos.TokenRef{ref}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkpoint()
+	if data, err := os.ReadFile(path); err != nil || !strings.Contains(string(data), marker) {
+		t.Fatalf("the marker is not in the file before the deletion (%v): the test checks nothing", err)
+	}
+	if _, err := s.DeleteSubject(ctx, marker); err != nil {
+		t.Fatal(err)
+	}
+	checkpoint()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), marker) {
+		t.Errorf("the deleted subject's id is still in the database file")
+	}
+	if !strings.Contains(string(data), "token of kept") {
+		t.Errorf("the kept subject's ref is not in the database file")
+	}
 }

@@ -7,7 +7,9 @@
 //
 // The suite checks the contract written on custos.Store: the sentinel errors,
 // atomic replacement of token refs, atomic deletion of a subject with its
-// records and refs, compare-and-swap of wrapped keys, paging in id order,
+// records and refs, compare-and-swap of wrapped keys and of token ref
+// indexes, lookups of refs by several indexes at once and by subject,
+// paging in id order,
 // exact round-trips of every field (nil and empty byte slices are distinct,
 // times keep their microseconds), safety under concurrent use, and that ids
 // are data, never SQL.
@@ -45,6 +47,9 @@ func Run(t *testing.T, open func(t *testing.T) custos.Store) {
 		{"RecordRoundTrip", testRecordRoundTrip},
 		{"RecordNotFound", testRecordNotFound},
 		{"TokenRefs", testTokenRefs},
+		{"TokenRefsManyIndexes", testTokenRefsManyIndexes},
+		{"SubjectTokenRefs", testSubjectTokenRefs},
+		{"ReindexTokenRef", testReindexTokenRef},
 		{"DeleteSubject", testDeleteSubject},
 		{"Subjects", testSubjects},
 		{"RewrapKey", testRewrapKey},
@@ -84,15 +89,25 @@ func record(collection, id, subject string) custos.SealedRecord {
 	}
 }
 
+// ref returns a ref of r's field for audience, indexed under kek-1 by
+// index(token).
 func ref(token, audience string, r custos.SealedRecord, field string) custos.TokenRef {
 	return custos.TokenRef{
-		Token:      token,
+		Index:      index(token),
+		KEKID:      "kek-1",
 		Audience:   audience,
 		Subject:    r.Subject,
 		Collection: r.Collection,
 		Record:     r.ID,
 		Field:      field,
+		Sealed:     []byte("\x01sealed\x00\xff:" + token),
 	}
+}
+
+// index stands for the index of token: bytes that are not valid UTF-8 and
+// hold a NUL, to check that stores keep them exactly.
+func index(token string) []byte {
+	return []byte("\x00idx\xff:" + token)
 }
 
 // storedSubject and storedRecord return what a store returns for v: its
@@ -188,21 +203,51 @@ func show(b []byte) string {
 	return fmt.Sprintf("%q", b)
 }
 
+// checkRefs checks the refs TokenRefs returns for the index of token.
 func checkRefs(t testing.TB, s custos.Store, token string, want ...custos.TokenRef) {
 	t.Helper()
-	got, err := s.TokenRefs(t.Context(), token)
+	checkRefsOf(t, s, fmt.Sprintf("TokenRefs(index(%q))", token), func(ctx context.Context) ([]custos.TokenRef, error) {
+		return s.TokenRefs(ctx, [][]byte{index(token)})
+	}, want...)
+}
+
+// checkRefsOf checks that list returns want, in any order.
+func checkRefsOf(t testing.TB, s custos.Store, what string, list func(context.Context) ([]custos.TokenRef, error), want ...custos.TokenRef) {
+	t.Helper()
+	got, err := list(t.Context())
 	if err != nil {
-		t.Fatalf("TokenRefs(%q): %v", token, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	cmp := func(a, b custos.TokenRef) int {
-		return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+		return strings.Compare(showRef(a), showRef(b))
 	}
 	slices.SortFunc(got, cmp)
 	want = slices.Clone(want)
 	slices.SortFunc(want, cmp)
-	if !slices.Equal(got, want) {
-		t.Errorf("TokenRefs(%q) = %+v, want %+v", token, got, want)
+	if !slices.EqualFunc(got, want, sameRef) {
+		t.Errorf("%s =\n%s\nwant\n%s", what, showRefs(got), showRefs(want))
 	}
+}
+
+func sameRef(a, b custos.TokenRef) bool {
+	return bytes.Equal(a.Index, b.Index) && a.KEKID == b.KEKID && a.Audience == b.Audience &&
+		a.Subject == b.Subject && a.Collection == b.Collection && a.Record == b.Record &&
+		a.Field == b.Field && bytes.Equal(a.Sealed, b.Sealed)
+}
+
+func showRef(x custos.TokenRef) string {
+	return fmt.Sprintf("{%q %q %q %q %q %q %q %q}", x.Index, x.KEKID, x.Audience, x.Subject, x.Collection, x.Record, x.Field, x.Sealed)
+}
+
+func showRefs(refs []custos.TokenRef) string {
+	var b strings.Builder
+	for _, x := range refs {
+		b.WriteString("\t" + showRef(x) + "\n")
+	}
+	if len(refs) == 0 {
+		b.WriteString("\tnone\n")
+	}
+	return b.String()
 }
 
 func checkNotFound(t testing.TB, what string, err error) {
@@ -281,8 +326,9 @@ func testPutRecordReplacesRefs(t *testing.T, s custos.Store) {
 }
 
 // testPutRecordForeignRefs checks that a store refuses refs that point
-// anywhere but the record they are stored with: they would survive the
-// record's next replacement.
+// anywhere but the record they are stored with, which would survive the
+// record's next replacement, and refs without an index, a KEK or a sealed
+// token, which could be neither found nor indexed again.
 func testPutRecordForeignRefs(t *testing.T, s custos.Store) {
 	createSubject(t, s, "alice")
 	createSubject(t, s, "bob")
@@ -291,6 +337,10 @@ func testPutRecordForeignRefs(t *testing.T, s custos.Store) {
 		func(x *custos.TokenRef) { x.Subject = "bob" },
 		func(x *custos.TokenRef) { x.Collection = "messages" },
 		func(x *custos.TokenRef) { x.Record = "p2" },
+		func(x *custos.TokenRef) { x.Index = nil },
+		func(x *custos.TokenRef) { x.Index = []byte{} },
+		func(x *custos.TokenRef) { x.KEKID = "" },
+		func(x *custos.TokenRef) { x.Sealed = nil },
 	} {
 		x := ref("tok", "operator", r, "email")
 		f(&x)
@@ -392,10 +442,140 @@ func testTokenRefs(t *testing.T, s custos.Store) {
 	checkRefs(t, s, "only-a", refsA[3])
 	checkRefs(t, s, "unknown")
 	checkRefs(t, s, "")
+	// An index is matched whole, not as a prefix.
+	checkRefsOf(t, s, "TokenRefs(prefix of an index)", func(ctx context.Context) ([]custos.TokenRef, error) {
+		return s.TokenRefs(ctx, [][]byte{index("only")})
+	})
 
 	// A ref given twice is kept once.
 	putRecord(t, s, b, refsB[0], refsB[0])
 	checkRefs(t, s, "shared", refsA[0], refsA[1], refsA[2], refsB[0])
+}
+
+// testTokenRefsManyIndexes looks refs up by several indexes at once, as
+// lookups do during a rotation, when a token has an index under each KEK.
+func testTokenRefsManyIndexes(t *testing.T, s custos.Store) {
+	createSubject(t, s, "alice")
+	r := record("profiles", "p1", "alice")
+	var refs []custos.TokenRef
+	var indexes [][]byte
+	for i := range custos.MaxTokenIndexes {
+		x := ref(fmt.Sprintf("t%d", i), "operator", r, fmt.Sprintf("f%d", i))
+		x.KEKID = fmt.Sprintf("kek-%d", i%2)
+		refs = append(refs, x)
+		indexes = append(indexes, x.Index)
+	}
+	putRecord(t, s, r, refs...)
+
+	lookup := func(indexes ...[]byte) func(context.Context) ([]custos.TokenRef, error) {
+		return func(ctx context.Context) ([]custos.TokenRef, error) { return s.TokenRefs(ctx, indexes) }
+	}
+	checkRefsOf(t, s, "TokenRefs(every index)", lookup(indexes...), refs...)
+	checkRefsOf(t, s, "TokenRefs(two indexes)", lookup(indexes[1], indexes[6]), refs[1], refs[6])
+	checkRefsOf(t, s, "TokenRefs(an index and an unknown one)", lookup(index("unknown"), indexes[3]), refs[3])
+	checkRefsOf(t, s, "TokenRefs(one index twice)", lookup(indexes[2], indexes[2]), refs[2])
+	checkRefsOf(t, s, "TokenRefs(no index)", lookup())
+	checkRefsOf(t, s, "TokenRefs(nil)", lookup(nil))
+
+	if _, err := s.TokenRefs(t.Context(), append(indexes, index("one more"))); err == nil {
+		t.Errorf("TokenRefs of %d indexes succeeded, want a refusal", custos.MaxTokenIndexes+1)
+	}
+}
+
+func testSubjectTokenRefs(t *testing.T, s custos.Store) {
+	createSubject(t, s, "alice")
+	createSubject(t, s, "bob")
+	a1 := record("profiles", "a1", "alice")
+	a2 := record("messages", "a2", "alice")
+	b1 := record("profiles", "b1", "bob")
+	refsA := []custos.TokenRef{
+		ref("shared", "operator", a1, "email"),
+		ref("shared", "custodian", a1, "email"),
+		ref("a-phone", "operator", a1, "phone"),
+		ref("a-body", "operator", a2, "body"),
+	}
+	refsB := []custos.TokenRef{ref("shared", "operator", b1, "email")}
+	putRecord(t, s, a1, refsA[:3]...)
+	putRecord(t, s, a2, refsA[3])
+	putRecord(t, s, b1, refsB...)
+	putRecord(t, s, record("profiles", "a3", "alice"))
+
+	of := func(id string) func(context.Context) ([]custos.TokenRef, error) {
+		return func(ctx context.Context) ([]custos.TokenRef, error) { return s.SubjectTokenRefs(ctx, id) }
+	}
+	checkRefsOf(t, s, `SubjectTokenRefs("alice")`, of("alice"), refsA...)
+	checkRefsOf(t, s, `SubjectTokenRefs("bob")`, of("bob"), refsB...)
+	checkRefsOf(t, s, `SubjectTokenRefs("carol")`, of("carol"))
+	checkRefsOf(t, s, `SubjectTokenRefs("")`, of(""))
+
+	// Replacing a record replaces its refs among its subject's.
+	putRecord(t, s, a1, refsA[2])
+	checkRefsOf(t, s, `SubjectTokenRefs("alice") after a replacement`, of("alice"), refsA[2], refsA[3])
+
+	if _, err := s.DeleteSubject(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	checkRefsOf(t, s, `SubjectTokenRefs("alice") after DeleteSubject`, of("alice"))
+	checkRefsOf(t, s, `SubjectTokenRefs("bob") after alice's DeleteSubject`, of("bob"), refsB...)
+}
+
+func testReindexTokenRef(t *testing.T, s custos.Store) {
+	createSubject(t, s, "alice")
+	r := record("profiles", "p1", "alice")
+	email := ref("t-email", "operator", r, "email")
+	phone := ref("t-phone", "operator", r, "phone")
+	custodian := ref("t-email", "custodian", r, "email")
+	putRecord(t, s, r, email, phone, custodian)
+
+	moved := email
+	moved.Index, moved.KEKID = index("t-email@kek-2"), "kek-2"
+	if ok, err := s.ReindexTokenRef(t.Context(), email, moved.Index, moved.KEKID); err != nil || !ok {
+		t.Fatalf("ReindexTokenRef = %v, %v; want true, nil", ok, err)
+	}
+	// The ref moved whole, Sealed kept; the ref of another audience with the
+	// same index did not move.
+	checkRefs(t, s, "t-email", custodian)
+	checkRefs(t, s, "t-email@kek-2", moved)
+	checkRefs(t, s, "t-phone", phone)
+
+	// A compare-and-swap from what is no longer stored loses.
+	for name, stale := range map[string]custos.TokenRef{
+		"the old index":         email,
+		"a stale KEK":           func() custos.TokenRef { x := moved; x.KEKID = "kek-1"; return x }(),
+		"a stale index":         func() custos.TokenRef { x := moved; x.Index = index("t-email"); return x }(),
+		"another index and KEK": func() custos.TokenRef { x := moved; x.Index, x.KEKID = index("other"), "kek-3"; return x }(),
+	} {
+		if ok, err := s.ReindexTokenRef(t.Context(), stale, index("t-email@kek-3"), "kek-3"); err != nil || ok {
+			t.Errorf("ReindexTokenRef from %s = %v, %v; want false, nil", name, ok, err)
+		}
+	}
+	checkRefs(t, s, "t-email@kek-2", moved)
+	checkRefs(t, s, "t-email@kek-3")
+
+	if _, err := s.ReindexTokenRef(t.Context(), moved, nil, "kek-3"); err == nil {
+		t.Error("ReindexTokenRef to an empty index succeeded")
+	}
+	if _, err := s.ReindexTokenRef(t.Context(), moved, index("x"), ""); err == nil {
+		t.Error("ReindexTokenRef to an empty KEK succeeded")
+	}
+	checkRefs(t, s, "t-email@kek-2", moved)
+
+	// A ref whose record was replaced without it is gone.
+	putRecord(t, s, r, custodian)
+	_, err := s.ReindexTokenRef(t.Context(), phone, index("t-phone@kek-2"), "kek-2")
+	checkNotFound(t, "ReindexTokenRef of a ref replaced away", err)
+	_, err = s.ReindexTokenRef(t.Context(), ref("t-x", "operator", record("profiles", "p9", "alice"), "email"), index("y"), "kek-2")
+	checkNotFound(t, "ReindexTokenRef of a ref never stored", err)
+	checkRefs(t, s, "t-phone@kek-2")
+
+	// A ref of a deleted subject is gone.
+	if _, err := s.DeleteSubject(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.ReindexTokenRef(t.Context(), custodian, index("t-email@kek-2"), "kek-2")
+	checkNotFound(t, "ReindexTokenRef of a deleted subject's ref", err)
+	checkRefs(t, s, "t-email")
+	checkRefs(t, s, "t-email@kek-2")
 }
 
 func testDeleteSubject(t *testing.T, s custos.Store) {
@@ -430,6 +610,9 @@ func testDeleteSubject(t *testing.T, s custos.Store) {
 		checkRefs(t, s, fmt.Sprintf("ta%d", i))
 	}
 	checkRefs(t, s, "ta", ref("ta", "operator", rb, "email"))
+	checkRefsOf(t, s, `SubjectTokenRefs("alice") after DeleteSubject`, func(ctx context.Context) ([]custos.TokenRef, error) {
+		return s.SubjectTokenRefs(ctx, "alice")
+	})
 
 	_, err = s.DeleteSubject(t.Context(), "alice")
 	checkNotFound(t, "second DeleteSubject", err)
@@ -590,6 +773,12 @@ func testOddIDs(t *testing.T, s custos.Store) {
 		putRecord(t, s, r, ref(id, id, r, id))
 		checkRecord(t, s, r)
 		checkRefs(t, s, id, ref(id, id, r, id))
+		checkRefsOf(t, s, fmt.Sprintf("SubjectTokenRefs(%q)", id), func(ctx context.Context) ([]custos.TokenRef, error) {
+			return s.SubjectTokenRefs(ctx, id)
+		}, ref(id, id, r, id))
+		if ok, err := s.ReindexTokenRef(t.Context(), ref(id, id, r, id), index(id+"@"+id), id); err != nil || !ok {
+			t.Errorf("ReindexTokenRef(%q) = %v, %v", id, ok, err)
+		}
 		if ok, err := s.RewrapKey(t.Context(), id, sub.Key, sub.Key); err != nil || !ok {
 			t.Errorf("RewrapKey(%q) = %v, %v", id, ok, err)
 		}
@@ -653,7 +842,15 @@ func calls(s custos.Store) map[string]func(ctx context.Context) error {
 			return err
 		},
 		"TokenRefs": func(ctx context.Context) error {
-			_, err := s.TokenRefs(ctx, "tok")
+			_, err := s.TokenRefs(ctx, [][]byte{index("tok")})
+			return err
+		},
+		"SubjectTokenRefs": func(ctx context.Context) error {
+			_, err := s.SubjectTokenRefs(ctx, "alice")
+			return err
+		},
+		"ReindexTokenRef": func(ctx context.Context) error {
+			_, err := s.ReindexTokenRef(ctx, ref("tok", "operator", r, "email"), index("tok2"), "kek-2")
 			return err
 		},
 		"Subjects": func(ctx context.Context) error {
@@ -744,7 +941,7 @@ func testConcurrency(t *testing.T, s custos.Store) {
 		if _, err := s.Subject(t.Context(), r.Subject); err != nil {
 			t.Errorf("record %q outlived its subject %q: %v", r.ID, r.Subject, err)
 		}
-		refs, err := s.TokenRefs(t.Context(), "tok-"+r.ID)
+		refs, err := s.TokenRefs(t.Context(), [][]byte{index("tok-" + r.ID), index("tok-" + r.ID + "@kek-2")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -781,7 +978,10 @@ func concurrentOp(ctx context.Context, s custos.Store, w, i int, sid, rid string
 		_, err := s.Record(ctx, "c", rid)
 		return tolerate(err, custos.ErrNotFound)
 	case 5:
-		if _, err := s.TokenRefs(ctx, "tok-"+rid); err != nil {
+		if _, err := s.TokenRefs(ctx, [][]byte{index("tok-" + rid), index("tok-" + sid)}); err != nil {
+			return err
+		}
+		if _, err := s.SubjectTokenRefs(ctx, sid); err != nil {
 			return err
 		}
 		_, err := s.Subjects(ctx, "", 5)
@@ -797,7 +997,9 @@ func concurrentOp(ctx context.Context, s custos.Store, w, i int, sid, rid string
 		return tolerate(err, custos.ErrNotFound)
 	default:
 		if i%3 != 0 {
-			return nil
+			r := record("c", rid, sid)
+			_, err := s.ReindexTokenRef(ctx, ref("tok-"+rid, "operator", r, "f"), index("tok-"+rid+"@kek-2"), "kek-2")
+			return tolerate(err, custos.ErrNotFound)
 		}
 		_, err := s.DeleteSubject(ctx, sid)
 		return tolerate(err, custos.ErrNotFound)

@@ -25,14 +25,19 @@ CREATE TABLE IF NOT EXISTS records (
 
 CREATE INDEX IF NOT EXISTS records_subject ON records (subject);
 
+-- A token ref holds no token: idx is a keyed hash of the token under the
+-- index key of the KEK kek_id, and sealed the token sealed under the
+-- subject's data key.
 CREATE TABLE IF NOT EXISTS token_refs (
-	token      TEXT NOT NULL,
-	audience   TEXT NOT NULL,
+	idx        BYTEA NOT NULL,
+	kek_id     TEXT  NOT NULL,
+	audience   TEXT  NOT NULL,
 	subject    TEXT /*COLLATE "C"*/ NOT NULL REFERENCES subjects (id) ON DELETE CASCADE,
-	collection TEXT NOT NULL,
-	record     TEXT NOT NULL,
-	field      TEXT NOT NULL,
-	PRIMARY KEY (token, audience, subject, collection, record, field)
+	collection TEXT  NOT NULL,
+	record     TEXT  NOT NULL,
+	field      TEXT  NOT NULL,
+	sealed     BYTEA NOT NULL,
+	PRIMARY KEY (idx, audience, subject, collection, record, field)
 );
 
 CREATE INDEX IF NOT EXISTS token_refs_record ON token_refs (collection, record);

@@ -24,14 +24,19 @@ CREATE TABLE records (
 
 CREATE INDEX records_subject ON records (subject);
 
+-- A token ref holds no token: idx is a keyed hash of the token under the
+-- index key of the KEK kek_id, and sealed the token sealed under the
+-- subject's data key.
 CREATE TABLE token_refs (
-	token      TEXT NOT NULL,
+	idx        BLOB NOT NULL,
+	kek_id     TEXT NOT NULL,
 	audience   TEXT NOT NULL,
 	subject    TEXT NOT NULL REFERENCES subjects (id) ON DELETE CASCADE,
 	collection TEXT NOT NULL,
 	record     TEXT NOT NULL,
 	field      TEXT NOT NULL,
-	PRIMARY KEY (token, audience, subject, collection, record, field)
+	sealed     BLOB NOT NULL,
+	PRIMARY KEY (idx, audience, subject, collection, record, field)
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX token_refs_record ON token_refs (collection, record);
