@@ -1,0 +1,268 @@
+// Package auditlog is custos's transparency log: every custos.AuditEntry is
+// a leaf of an append-only Merkle tree (RFC 6962 hashing) stored as C2SP
+// tlog-tiles under one directory by Tessera's POSIX driver, with signed-note
+// checkpoints (C2SP tlog-checkpoint, Ed25519) whose origin line names the
+// deployment. Each leaf is exactly the bytes of custos.MarshalAuditEntry.
+//
+// Durability: Record returns an index only once the entry, the hash tiles
+// above it and the tree state that counts it have been written with O_SYNC
+// and their directories fsynced. An acknowledged entry survives a crash of
+// the process or the machine; a checkpoint committing to it is published
+// within about one checkpoint interval, after a restart if need be.
+//
+// Group commit: Records waiting while the appender is busy go together as
+// the next batch, which is written as soon as the appender is free (at most
+// two batches are with it at once); a lone Record waits for BatchMaxAge plus
+// one write, never for a batch to fill.
+//
+// Fail closed: any error from Record means the entry may not be on the log
+// and the data it covers must not be released. Once a write fails, the log
+// refuses every later entry and Err reports the failure until the log is
+// reopened; it never heals silently.
+//
+// One process at a time: Open takes an exclusive lock in the directory and
+// fails with ErrInUse while another process holds it.
+//
+// The log trusts its file system to keep what was fsynced. It does not trust
+// anything it serves to be checked by itself: readers verify checkpoints,
+// proofs and entries against the log's verifier key.
+package auditlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Defaults applied when Config leaves a field zero.
+const (
+	// DefaultBatchMaxSize caps the entries of one sequencing write.
+	DefaultBatchMaxSize = 4096
+	// DefaultBatchMaxAge is how long the appender waits, after the first
+	// entry of a batch is handed to it, before writing the batch. Entries
+	// are handed over together (see commit), so this only needs to cover
+	// handing over one batch; a lone Record pays it once.
+	DefaultBatchMaxAge = 250 * time.Microsecond
+	// DefaultCheckpointInterval is how often a new checkpoint is signed
+	// while the log grows.
+	DefaultCheckpointInterval = time.Second
+)
+
+// lockName is the file in Config.Dir that Open locks.
+const lockName = "custos.lock"
+
+// ErrInUse is returned (wrapped) by Open when another process has the log
+// open.
+var ErrInUse = errors.New("audit log in use by another process: run one custos server per deployment")
+
+// ErrClosed is returned by Record and Err after Close.
+var ErrClosed = errors.New("audit log closed")
+
+// Config configures Open.
+type Config struct {
+	// Dir is the root of the log's tiles, e.g. DEPLOYMENT/log. It is
+	// created if missing.
+	Dir string
+	// Origin is the checkpoint origin line naming the deployment; it must
+	// be the name of Signer.
+	Origin string
+	// Signer signs checkpoints.
+	Signer note.Signer
+	// BatchMaxSize and BatchMaxAge bound a sequencing batch; zero means
+	// DefaultBatchMaxSize and DefaultBatchMaxAge.
+	BatchMaxSize int
+	BatchMaxAge  time.Duration
+	// CheckpointInterval is how often a checkpoint is published while the
+	// log grows; zero means DefaultCheckpointInterval. At least 100 ms.
+	CheckpointInterval time.Duration
+	// Logger receives failures; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Log is an open audit log. It is safe for concurrent use.
+type Log struct {
+	root     *os.Root
+	lock     *os.File
+	logger   *slog.Logger
+	add      tessera.AddFn
+	reader   tessera.LogReader
+	shutdown func(context.Context) error
+	stop     context.CancelFunc
+	maxBatch int
+
+	reqs    chan request
+	slots   chan struct{}  // one per batch handed to the appender and not yet answered
+	quit    chan struct{}  // closed by Close
+	stopped chan struct{}  // closed when the committer has answered every request it took
+	batches sync.WaitGroup // batches not yet answered
+	once    sync.Once
+
+	size   atomic.Uint64 // one more than the highest acknowledged index
+	failed atomic.Pointer[error]
+}
+
+// Open opens or creates the log in cfg.Dir.
+func Open(ctx context.Context, cfg Config) (*Log, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("couldn't create audit log directory: %w", err)
+	}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	l, err := open(ctx, cfg, lock)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (cfg *Config) check() error {
+	switch {
+	case cfg.Dir == "":
+		return errors.New("audit log needs a directory")
+	case cfg.Signer == nil:
+		return errors.New("audit log needs a checkpoint signer")
+	case cfg.Origin == "" || cfg.Signer.Name() != cfg.Origin:
+		return fmt.Errorf("audit log origin %q does not match its signer's name %q", cfg.Origin, cfg.Signer.Name())
+	case cfg.BatchMaxSize < 0 || cfg.BatchMaxAge < 0 || cfg.CheckpointInterval < 0:
+		return errors.New("audit log batch and checkpoint settings must not be negative")
+	}
+	if cfg.BatchMaxSize == 0 {
+		cfg.BatchMaxSize = DefaultBatchMaxSize
+	}
+	if cfg.BatchMaxAge == 0 {
+		cfg.BatchMaxAge = DefaultBatchMaxAge
+	}
+	if cfg.CheckpointInterval == 0 {
+		cfg.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return nil
+}
+
+// lockDir takes the log's process lock.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open audit log lock: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	switch {
+	case err == nil:
+		return f, nil
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		f.Close()
+		return nil, fmt.Errorf("couldn't open audit log in %s: %w", dir, ErrInUse)
+	default:
+		f.Close()
+		return nil, fmt.Errorf("couldn't lock audit log: %w", err)
+	}
+}
+
+func open(ctx context.Context, cfg Config, lock *os.File) (*Log, error) {
+	root, err := os.OpenRoot(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open audit log directory: %w", err)
+	}
+	driver, err := posix.New(ctx, posix.Config{Path: cfg.Dir})
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("couldn't open audit log storage: %w", err)
+	}
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(cfg.Signer).
+		WithBatching(uint(cfg.BatchMaxSize), cfg.BatchMaxAge).
+		WithCheckpointInterval(cfg.CheckpointInterval).
+		WithShutdownTimeout(2*cfg.CheckpointInterval + 5*time.Second)
+	// The appender's background work outlives ctx: it stops with Close.
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	app, shutdown, reader, err := tessera.NewAppender(bg, driver, opts)
+	if err != nil {
+		stop()
+		root.Close()
+		return nil, fmt.Errorf("couldn't open audit log: %w", err)
+	}
+	l := &Log{
+		root: root, lock: lock, logger: cfg.Logger,
+		add: app.Add, reader: reader, shutdown: shutdown, stop: stop,
+		maxBatch: cfg.BatchMaxSize,
+		reqs:     make(chan request, cfg.BatchMaxSize),
+		slots:    make(chan struct{}, pipelineDepth),
+		quit:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	size, err := reader.IntegratedSize(ctx)
+	if err != nil {
+		stop()
+		root.Close()
+		return nil, fmt.Errorf("couldn't read audit log size: %w", err)
+	}
+	l.size.Store(size)
+	go l.commit()
+	return l, nil
+}
+
+// Err returns why Record fails now: the first storage failure, after which
+// every Record fails until the log is reopened, or ErrClosed. It returns
+// nil while the log accepts entries.
+func (l *Log) Err() error {
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	select {
+	case <-l.quit:
+		return ErrClosed
+	default:
+		return nil
+	}
+}
+
+// Size returns the number of entries known to be on the log: one more than
+// the highest index acknowledged since Open, or the size at Open.
+func (l *Log) Size() uint64 {
+	return l.size.Load()
+}
+
+// Close stops accepting entries, waits (boundedly) for a checkpoint that
+// commits to every acknowledged entry, and releases the directory.
+func (l *Log) Close() error {
+	var err error
+	l.once.Do(func() {
+		close(l.quit)
+		<-l.stopped
+		if e := l.shutdown(context.Background()); e != nil && l.failed.Load() == nil {
+			err = fmt.Errorf("couldn't publish a final audit checkpoint: %w", e)
+		}
+		l.close()
+	})
+	return err
+}
+
+func (l *Log) close() {
+	l.stop()
+	l.root.Close()
+	l.lock.Close()
+}

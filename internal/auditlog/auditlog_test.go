@@ -1,0 +1,382 @@
+package auditlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custos/custos"
+	f_log "github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+const testOrigin = "custos.test/audit"
+
+// testSKey and testVKey are a fixed key pair, so that a child process can
+// open the log its parent checks.
+const (
+	testSKey = "PRIVATE+KEY+custos.test/audit+501aced1+AVcf7L/aaQLcOs9Uxpt8RaFG9rcLWnEIGGKNuUNSuWHA"
+	testVKey = "custos.test/audit+501aced1+ASVhDUeuC2uAOw5Y+L/GNO/2HZ6hi6vv4HpbZIwTVtwp"
+)
+
+func testKeys(t testing.TB) (note.Signer, note.Verifier) {
+	t.Helper()
+	s, err := note.NewSigner(testSKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(testVKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, v
+}
+
+func testConfig(t testing.TB, dir string) Config {
+	t.Helper()
+	s, _ := testKeys(t)
+	return Config{Dir: dir, Origin: testOrigin, Signer: s, CheckpointInterval: 100 * time.Millisecond}
+}
+
+func openLog(t testing.TB, cfg Config) *Log {
+	t.Helper()
+	l, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func entry(i int) custos.AuditEntry {
+	return custos.AuditEntry{
+		Time:   time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC),
+		Action: "read", Decision: "allow", Org: "operator", Purpose: "feed",
+		Subject: fmt.Sprintf("ap_%08d", i), Forms: map[string]string{"email": "token", "handle": "clear"},
+		Detail: "policy v1",
+	}
+}
+
+func mustMarshal(t testing.TB, e custos.AuditEntry) []byte {
+	t.Helper()
+	b, err := custos.MarshalAuditEntry(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// waitCheckpoint waits for a checkpoint of at least size entries and
+// returns it verified.
+func waitCheckpoint(t testing.TB, l *Log, size uint64) *f_log.Checkpoint {
+	t.Helper()
+	_, v := testKeys(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		raw, err := l.Checkpoint(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, _, _, err := f_log.ParseCheckpoint(raw, testOrigin, v)
+		if err != nil {
+			t.Fatalf("checkpoint does not verify: %v\n%s", err, raw)
+		}
+		if cp.Size >= size {
+			return cp
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint size %d, want at least %d", cp.Size, size)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readAll returns the first n entries of l.
+func readAll(t testing.TB, l *Log, n uint64) [][]byte {
+	t.Helper()
+	var got [][]byte
+	err := l.Entries(context.Background(), 0, n, func(i uint64, e []byte) bool {
+		if i != uint64(len(got)) {
+			t.Fatalf("Entries yielded index %d, want %d", i, len(got))
+		}
+		got = append(got, bytes.Clone(e))
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(len(got)) != n {
+		t.Fatalf("Entries yielded %d, want %d", len(got), n)
+	}
+	return got
+}
+
+// rootOf recomputes the RFC 6962 root of leaves.
+func rootOf(t testing.TB, leaves [][]byte) []byte {
+	t.Helper()
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	r := rf.NewEmptyRange(0)
+	for _, e := range leaves {
+		if err := r.Append(rfc6962.DefaultHasher.HashLeaf(e), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(leaves) == 0 {
+		return rfc6962.DefaultHasher.EmptyRoot()
+	}
+	root, err := r.GetRootHash(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestRecordReadBackAndCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, testConfig(t, dir))
+	ctx := context.Background()
+	var want [][]byte
+	for i := range 300 { // more than one entry bundle
+		idx, err := l.Record(ctx, entry(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if idx != uint64(i) {
+			t.Fatalf("Record %d returned index %d", i, idx)
+		}
+		want = append(want, mustMarshal(t, entry(i)))
+	}
+	if l.Size() != 300 {
+		t.Fatalf("Size = %d, want 300", l.Size())
+	}
+	cp := waitCheckpoint(t, l, 300)
+	got := readAll(t, l, cp.Size)
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("entry %d = %q, want %q", i, got[i], want[i])
+		}
+		if _, err := custos.ParseAuditEntry(got[i]); err != nil {
+			t.Fatalf("entry %d does not parse: %v", i, err)
+		}
+	}
+	if root := rootOf(t, got); !bytes.Equal(root, cp.Hash) {
+		t.Fatalf("recomputed root %x, checkpoint says %x", root, cp.Hash)
+	}
+
+	// Reopened, the log continues where it stopped.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Record(ctx, entry(0)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Record after Close = %v, want ErrClosed", err)
+	}
+	l2 := openLog(t, testConfig(t, dir))
+	if idx, err := l2.Record(ctx, entry(300)); err != nil || idx != 300 {
+		t.Fatalf("Record after reopen = %d, %v; want 300", idx, err)
+	}
+}
+
+func TestConcurrentRecordsDistinctIndexes(t *testing.T) {
+	l := openLog(t, testConfig(t, t.TempDir()))
+	const n = 2000
+	idx := make([]uint64, n)
+	var wg sync.WaitGroup
+	for g := range 50 {
+		wg.Go(func() {
+			for i := g; i < n; i += 50 {
+				var err error
+				if idx[i], err = l.Record(context.Background(), entry(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	cp := waitCheckpoint(t, l, n)
+	got := readAll(t, l, cp.Size)
+	seen := make(map[uint64]bool)
+	for i, x := range idx {
+		if seen[x] {
+			t.Fatalf("index %d given twice", x)
+		}
+		seen[x] = true
+		if !bytes.Equal(got[x], mustMarshal(t, entry(i))) {
+			t.Fatalf("entry %d at index %d = %q", i, x, got[x])
+		}
+	}
+}
+
+func TestOpenInUse(t *testing.T) {
+	dir := t.TempDir()
+	openLog(t, testConfig(t, dir))
+	if _, err := Open(context.Background(), testConfig(t, dir)); !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Open = %v, want ErrInUse", err)
+	}
+}
+
+func TestOpenRefusesMismatchedOrigin(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Origin = "another.example/log"
+	if _, err := Open(context.Background(), cfg); err == nil {
+		t.Fatal("Open accepted an origin that is not the signer's name")
+	}
+}
+
+func TestRecordRefusesInvalidEntry(t *testing.T) {
+	l := openLog(t, testConfig(t, t.TempDir()))
+	if _, err := l.Record(context.Background(), custos.AuditEntry{Action: "READ", Decision: "allow"}); err == nil {
+		t.Fatal("Record accepted an entry that does not encode")
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("an invalid entry made the log unhealthy: %v", err)
+	}
+}
+
+// TestFailClosed breaks the directory the log writes entry bundles and
+// tiles into (a file where a directory must be: permissions would not stop
+// root) and checks that Record fails promptly, Err reports it, and the log
+// refuses entries from then on.
+func TestFailClosed(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, testConfig(t, dir))
+	ctx := context.Background()
+	if _, err := l.Record(ctx, entry(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("Err on a healthy log = %v", err)
+	}
+	tile := filepath.Join(dir, "tile")
+	if err := os.RemoveAll(tile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tile, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := l.Record(ctx, entry(1)); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Record on a broken log = %v, want a storage error", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Record took %v to fail", d)
+	}
+	if l.Err() == nil {
+		t.Fatal("Err = nil after a failed write")
+	}
+	// Repairing the directory does not heal the log: it was unsound once.
+	os.Remove(tile)
+	if _, err := l.Record(ctx, entry(2)); err == nil {
+		t.Fatal("Record succeeded after a failure")
+	}
+}
+
+func TestRecordHonoursContext(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.BatchMaxAge = time.Second // a lone entry waits a second for company
+	l := openLog(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := l.Record(ctx, entry(0)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Record = %v, want deadline exceeded", err)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Fatalf("Record returned after %v", d)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatalf("a caller's deadline made the log unhealthy: %v", err)
+	}
+}
+
+func TestProve(t *testing.T) {
+	l := openLog(t, testConfig(t, t.TempDir()))
+	ctx := context.Background()
+	const n = 700
+	var leaves [][]byte
+	// Odd batch sizes leave partial tiles at sizes the proofs do not ask for.
+	var wg sync.WaitGroup
+	for i := 0; i < n; {
+		k := min(1+i%37, n-i)
+		for j := range k {
+			wg.Go(func() {
+				if _, err := l.Record(ctx, entry(i+j)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		i += k
+	}
+	cp := waitCheckpoint(t, l, n)
+	leaves = readAll(t, l, cp.Size)
+	for _, size := range []uint64{1, 2, 3, 255, 256, 257, 300, 511, 512, 513, 699, cp.Size} {
+		root := rootOf(t, leaves[:size])
+		for _, idx := range []uint64{0, 1, size / 2, size - 1, 256, 511} {
+			if idx >= size {
+				continue
+			}
+			p, err := l.Prove(ctx, idx, size)
+			if err != nil {
+				t.Fatalf("Prove(%d, %d): %v", idx, size, err)
+			}
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, idx, size, rfc6962.DefaultHasher.HashLeaf(leaves[idx]), p, root); err != nil {
+				t.Fatalf("proof of %d in %d does not verify: %v", idx, size, err)
+			}
+			if idx > 0 {
+				if err := proof.VerifyInclusion(rfc6962.DefaultHasher, idx-1, size, rfc6962.DefaultHasher.HashLeaf(leaves[idx]), p, root); err == nil {
+					t.Fatalf("proof of %d in %d verifies for index %d", idx, size, idx-1)
+				}
+			}
+		}
+	}
+	if !bytes.Equal(rootOf(t, leaves), cp.Hash) {
+		t.Fatal("root of the entries differs from the checkpoint's")
+	}
+	for _, c := range []struct{ idx, size uint64 }{{5, 5}, {0, 0}, {0, cp.Size + 1000}} {
+		if _, err := l.Prove(ctx, c.idx, c.size); err == nil {
+			t.Errorf("Prove(%d, %d) succeeded", c.idx, c.size)
+		}
+	}
+}
+
+func TestEntriesRange(t *testing.T) {
+	l := openLog(t, testConfig(t, t.TempDir()))
+	ctx := context.Background()
+	for i := range 260 {
+		if _, err := l.Record(ctx, entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []uint64
+	err := l.Entries(ctx, 250, 258, func(i uint64, e []byte) bool {
+		if !bytes.Equal(e, mustMarshal(t, entry(int(i)))) {
+			t.Fatalf("entry %d = %q", i, e)
+		}
+		got = append(got, i)
+		return i < 255
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[250 251 252 253 254 255]" {
+		t.Fatalf("yielded %v", got)
+	}
+	if err := l.Entries(ctx, 0, 261, func(uint64, []byte) bool { return true }); err == nil {
+		t.Fatal("Entries beyond the log succeeded")
+	}
+	if err := l.Entries(ctx, 5, 4, func(uint64, []byte) bool { return true }); err == nil {
+		t.Fatal("reversed Entries succeeded")
+	}
+}

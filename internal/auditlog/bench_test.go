@@ -1,0 +1,85 @@
+package auditlog
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkAppend measures durable appends per second with concurrent
+// writers, each waiting for its entry to be durable as a request would.
+//
+//	go test ./internal/auditlog/ -run '^$' -bench Append -benchtime 200000x
+func BenchmarkAppend(b *testing.B) {
+	for _, c := range []int{1, 16, 256, 1024, 4096} {
+		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
+			l := openLog(b, benchConfig(b))
+			e := entry(1)
+			var next atomic.Int64
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range c {
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						if _, err := l.Record(ctx, e); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+		})
+	}
+}
+
+// BenchmarkLoneLatency measures one writer's durable append latency.
+//
+//	go test ./internal/auditlog/ -run '^$' -bench LoneLatency -benchtime 2000x
+func BenchmarkLoneLatency(b *testing.B) {
+	l := openLog(b, benchConfig(b))
+	e := entry(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if _, err := l.Record(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+		d = append(d, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(d[len(d)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// benchConfig is the production configuration, batching as set by
+// AUDITLOG_BATCH=size,age when tuning.
+func benchConfig(b *testing.B) Config {
+	cfg := testConfig(b, b.TempDir())
+	cfg.CheckpointInterval = 0
+	if v := os.Getenv("AUDITLOG_BATCH"); v != "" {
+		var age string
+		if _, err := fmt.Sscanf(strings.Replace(v, ",", " ", 1), "%d %s", &cfg.BatchMaxSize, &age); err != nil {
+			b.Fatal(err)
+		}
+		var err error
+		if cfg.BatchMaxAge, err = time.ParseDuration(age); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return cfg
+}

@@ -1,0 +1,121 @@
+package auditlog
+
+import (
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/transparency-dev/tessera/api/layout"
+)
+
+// Cache-Control of each kind of resource. A full tile or entry bundle never
+// changes; a partial one never changes either but is removed once the full
+// one exists; the checkpoint changes every checkpoint interval.
+const (
+	cacheCheckpoint = "no-cache"
+	cacheFull       = "public, max-age=31536000, immutable"
+	cachePartial    = "public, max-age=60"
+)
+
+// tilePathRE matches the shapes of C2SP tlog-tiles resources; parseTilePath
+// then requires the path to be the canonical encoding of what it names.
+var tilePathRE = regexp.MustCompile(`^tile/(entries|[0-9]{1,2})/((?:x[0-9]{3}/){0,6}[0-9]{3})(?:\.p/([0-9]{1,3}))?$`)
+
+// Handler serves the log read-only at the C2SP tlog-tiles paths relative to
+// where it is mounted: "checkpoint", "tile/<L>/<N>[.p/<W>]" and
+// "tile/entries/<N>[.p/<W>]" (mount it with http.StripPrefix). It answers
+// GET and HEAD only, and 404 for any path that is not the canonical
+// encoding of such a resource: no listing, no other file of the directory.
+func (l *Log) Handler() http.Handler {
+	return http.HandlerFunc(l.serve)
+}
+
+func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	name, cache, ok := resource(r)
+	if !ok {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	f, err := l.root.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		l.logger.Error("couldn't serve audit log resource", slog.String("path", name), slog.Any("err", err))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	if name == layout.CheckpointPath {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	h.Set("Cache-Control", cache)
+	h.Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+// resource returns the file a request names and its Cache-Control.
+func resource(r *http.Request) (name, cache string, ok bool) {
+	if r.URL.RawPath != "" {
+		return "", "", false
+	}
+	p := strings.TrimPrefix(r.URL.Path, "/")
+	if p == layout.CheckpointPath {
+		return p, cacheCheckpoint, true
+	}
+	partial, ok := parseTilePath(p)
+	if !ok {
+		return "", "", false
+	}
+	if partial {
+		return p, cachePartial, true
+	}
+	return p, cacheFull, true
+}
+
+// parseTilePath reports whether p is the canonical path of a hash tile or
+// an entry bundle, and whether that resource is partial.
+func parseTilePath(p string) (partial, ok bool) {
+	m := tilePathRE.FindStringSubmatch(p)
+	if m == nil {
+		return false, false
+	}
+	n, err := strconv.ParseUint(strings.NewReplacer("x", "", "/", "").Replace(m[2]), 10, 64)
+	if err != nil {
+		return false, false
+	}
+	var w uint64
+	if m[3] != "" {
+		if w, err = strconv.ParseUint(m[3], 10, 8); err != nil || w == 0 {
+			return false, false
+		}
+	}
+	var canon string
+	if m[1] == "entries" {
+		canon = layout.EntriesPath(n, uint8(w))
+	} else {
+		level, err := layout.ParseTileLevel(m[1])
+		if err != nil {
+			return false, false
+		}
+		canon = layout.TilePath(level, n, uint8(w))
+	}
+	return w != 0, canon == p
+}
