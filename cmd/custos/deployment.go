@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/custody"
 	"github.com/custos/custos/internal/identity"
-	"github.com/custos/custos/internal/journal"
 	"github.com/custos/custos/internal/keys"
 	"github.com/custos/custos/internal/policy"
 	"github.com/custos/custos/internal/schema"
@@ -31,7 +31,7 @@ type deployment struct {
 	keyring  *keys.Local
 	schema   *schema.Schema
 	policy   *policy.Engine
-	journal  *journal.Journal
+	log      *auditlog.Log
 	custody  *custody.Service
 	verifier *identity.Verifier
 	shredder *shredder
@@ -97,7 +97,7 @@ func openDeployment(ctx context.Context, path string, log *slog.Logger) (_ *depl
 	if d.store, err = openStore(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if d.journal, err = journal.Open(cfg.Path(cfg.Audit)); err != nil {
+	if d.log, err = openLog(ctx, cfg, log); err != nil {
 		return nil, err
 	}
 	if d.verifier, err = openVerifier(cfg); err != nil {
@@ -111,7 +111,7 @@ func openDeployment(ctx context.Context, path string, log *slog.Logger) (_ *depl
 	if err != nil {
 		return nil, err
 	}
-	d.shredder = newShredder(cfg, d.store, d.keyring, d.journal, log)
+	d.shredder = newShredder(cfg, d.store, d.keyring, d.log, log)
 	d.custody, err = custody.New(custody.Config{
 		Jurisdiction:  cfg.Jurisdiction,
 		Schema:        d.schema,
@@ -120,7 +120,7 @@ func openDeployment(ctx context.Context, path string, log *slog.Logger) (_ *depl
 		Store:         d.store,
 		Tokens:        tokens,
 		Audiences:     cfg.Tokens.Audiences,
-		Auditor:       d.journal,
+		Auditor:       d.log,
 		Receipts:      signer,
 		KEK:           d.keyring.Current,
 		Logger:        log,
@@ -130,10 +130,26 @@ func openDeployment(ctx context.Context, path string, log *slog.Logger) (_ *depl
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.journal.Record(ctx, custos.AuditEntry{Time: time.Now().UTC(), Action: "policy-load", Decision: "allow", Detail: "policy " + set.Version() + " schema " + d.schema.Digest}); err != nil {
+	if _, err := d.log.Record(ctx, custos.AuditEntry{Time: time.Now().UTC(), Action: "policy-load", Decision: "allow", Detail: "policy " + set.Version() + " schema " + d.schema.Digest}); err != nil {
 		return nil, fmt.Errorf("couldn't record policy load: %w", err)
 	}
 	return d, nil
+}
+
+// openLog opens the deployment's transparency log.
+func openLog(ctx context.Context, cfg *config.Config, log *slog.Logger) (*auditlog.Log, error) {
+	signer, err := auditlog.ReadSigner(cfg.Path(cfg.Audit.Key))
+	if err != nil {
+		return nil, err
+	}
+	return auditlog.Open(ctx, auditlog.Config{
+		Dir:                cfg.Path(cfg.Audit.Dir),
+		Origin:             cfg.Audit.Origin,
+		Signer:             signer,
+		BatchMaxAge:        time.Duration(cfg.Audit.BatchMaxAge),
+		CheckpointInterval: time.Duration(cfg.Audit.CheckpointInterval),
+		Logger:             log,
+	})
 }
 
 func openVerifier(cfg *config.Config) (*identity.Verifier, error) {
@@ -161,7 +177,7 @@ func (d *deployment) reloadPolicy(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("policies not reloaded, %s stays in force: %w", d.policy.Version(), err)
 	}
-	if _, err := d.journal.Record(ctx, custos.AuditEntry{Time: time.Now().UTC(), Action: "policy-load", Decision: "allow", Detail: "policy " + set.Version()}); err != nil {
+	if _, err := d.log.Record(ctx, custos.AuditEntry{Time: time.Now().UTC(), Action: "policy-load", Decision: "allow", Detail: "policy " + set.Version()}); err != nil {
 		return fmt.Errorf("policies not reloaded: couldn't record the change: %w", err)
 	}
 	d.policy.Replace(set)
@@ -173,8 +189,8 @@ func (d *deployment) Close() error {
 	if d.shredder != nil {
 		d.shredder.Stop()
 	}
-	if d.journal != nil {
-		errs = append(errs, d.journal.Close())
+	if d.log != nil {
+		errs = append(errs, d.log.Close())
 	}
 	if d.store != nil {
 		errs = append(errs, d.store.Close())

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/identity"
 	"github.com/custos/custos/internal/keys"
 	"github.com/custos/custos/internal/starter"
@@ -54,6 +55,7 @@ func (e *env) init(args []string) error {
     policies/        Cedar policies; policy_tests.yaml checks them
     issuer.key/.pub  development token issuer
     custodian.vkey   verifier key of the custodian's signed receipts
+    log.key/.vkey    signer and verifier keys of the audit log's checkpoints
 
 Next:
     custos serve --config %s --listen 127.0.0.1:8080
@@ -112,6 +114,33 @@ func initDeployment(dir string, p starter.Params) error {
 	if err := identity.WritePublicKey(filepath.Join(dir, "issuer.pub"), k.Public().(ed25519.PublicKey)); err != nil {
 		return err
 	}
+	skey, vkey, err := auditlog.GenerateKey("custos/" + p.Name)
+	if err != nil {
+		return err
+	}
+	if err := writeSecret(filepath.Join(dir, "log.key"), skey+"\n"); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "log.vkey"), []byte(vkey+"\n"), 0o644); err != nil {
+		return fmt.Errorf("couldn't write log.vkey: %w", err)
+	}
 	// The config is written last: its presence means the deployment is whole.
 	return os.WriteFile(cfgPath, cfg, 0o644)
+}
+
+// writeSecret writes a new file readable by its owner only.
+func writeSecret(path, data string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("couldn't write %s: %w", filepath.Base(path), err)
+	}
+	if _, err := f.WriteString(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/config"
-	"github.com/custos/custos/internal/journal"
 	"github.com/custos/custos/internal/keys"
 	"github.com/custos/custos/internal/vault"
 )
@@ -36,8 +36,8 @@ func (e *env) keys(ctx context.Context, args []string) error {
 		return err
 	}
 	// A rotation is recorded on the audit log like every other decision.
-	j, err := journal.Open(cfg.Path(cfg.Audit))
-	if errors.Is(err, journal.ErrInUse) {
+	j, err := openLog(ctx, cfg, e.log)
+	if errors.Is(err, auditlog.ErrInUse) {
 		return fmt.Errorf("a custos server is running on this deployment and holds its audit log: it rotates by itself within erasure.shred_after of an erasure; stop it to rotate by hand")
 	}
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"k8s.io/klog/v2"
 )
 
 const usage = `custos is a trusted data custodian.
@@ -24,6 +26,11 @@ Usage:
     custos token mint --config DIR/custos.yaml --sub ID --org ORG --loc CC [--roles a,b] [--vetted] [--ttl 1h]
     custos keys rotate --config DIR/custos.yaml
     custos policy test [--config DIR/custos.yaml] FILE
+    custos audit verify --log URL --key FILE [--state FILE] [--witness FILE ...] [--quorum N]
+    custos audit prove --log URL --key FILE --index N
+    custos audit report --log URL --key FILE [--state FILE] [--format text|json|csv]
+    custos witness keygen --name NAME --dir DIR
+    custos witness serve --key FILE --log VKEYFILE [--log ...] --state DIR [--listen ADDR]
 
 Example:
     $ custos init ./us && custos serve --config ./us/custos.yaml --listen 127.0.0.1:8080
@@ -47,6 +54,9 @@ var errUsage = errors.New("usage")
 
 // Main runs custos with args and returns the exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// The log library reports through klog; custos reports through slog.
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: newLogger(stderr)}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -66,6 +76,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		err = e.keys(ctx, rest)
 	case "policy":
 		err = e.policy(rest)
+	case "audit":
+		err = e.audit(ctx, rest)
+	case "witness":
+		err = e.witness(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -10,12 +10,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/custos/custos"
+	"github.com/custos/custos/internal/verifier"
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -41,14 +44,16 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"freeport": cmdFreeport,
-			"waithttp": cmdWaitHTTP,
-			"http":     cmdHTTP,
-			"mode":     cmdMode,
-			"replace":  cmdReplace,
-			"signal":   cmdSignal,
-			"receipt":  cmdReceipt,
-			"sleep":    cmdSleep,
+			"freeport":   cmdFreeport,
+			"waithttp":   cmdWaitHTTP,
+			"auditcount": cmdAuditCount,
+			"tamper":     cmdTamper,
+			"http":       cmdHTTP,
+			"mode":       cmdMode,
+			"replace":    cmdReplace,
+			"signal":     cmdSignal,
+			"receipt":    cmdReceipt,
+			"sleep":      cmdSleep,
 		},
 	})
 }
@@ -307,4 +312,67 @@ func TestExitCodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// cmdAuditCount verifies the log served at URL with the verifier key VKEY
+// and waits (10 s at most) until it holds exactly N entries of ACTION:
+// entries reach the served log with the next checkpoint.
+//
+//	auditcount URL VKEY ACTION N
+func cmdAuditCount(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 4 {
+		ts.Fatalf("usage: auditcount URL VKEY ACTION N")
+	}
+	want, err := strconv.Atoi(args[3])
+	ts.Check(err)
+	v, err := logVerifier(ts.MkAbs(args[1]))
+	ts.Check(err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := 0
+		_, err := verifier.Verify(context.Background(), verifier.Config{LogURL: args[0], Verifier: v,
+			Each: func(_ uint64, e custos.AuditEntry) {
+				if e.Action == args[2] {
+					got++
+				}
+			}})
+		if err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("log holds %d %s entries, want %d (last error: %v)", got, args[2], want, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cmdTamper changes one byte on the log's disk: the first "allow" in the
+// newest entry bundle under LOGDIR becomes "allox".
+//
+//	tamper LOGDIR
+func cmdTamper(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: tamper LOGDIR")
+	}
+	var newest string
+	var when time.Time
+	filepath.WalkDir(filepath.Join(ts.MkAbs(args[0]), "tile", "entries"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil && !fi.ModTime().Before(when) {
+				newest, when = p, fi.ModTime()
+			}
+		}
+		return nil
+	})
+	if newest == "" {
+		ts.Fatalf("no entry bundle under %s", args[0])
+	}
+	b, err := os.ReadFile(newest)
+	ts.Check(err)
+	i := bytes.Index(b, []byte(`"allow"`))
+	if i < 0 {
+		ts.Fatalf("no allow in %s", newest)
+	}
+	b[i+5] = 'x'
+	ts.Check(os.WriteFile(newest, b, 0o644))
 }

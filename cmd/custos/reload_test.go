@@ -39,7 +39,7 @@ func TestPolicyReload(t *testing.T) {
 	if f := d.policy.Forms(monitor, policy.Context{}, country); f[0] != custos.FormClear {
 		t.Fatalf("starter policy gives the monitor country as %s", f[0])
 	}
-	v0, n0 := d.policy.Version(), d.journal.Size()
+	v0, n0 := d.policy.Version(), d.log.Size()
 	dir := d.cfg.Path(d.cfg.Policies)
 
 	bad := filepath.Join(dir, "broken.cedar")
@@ -50,7 +50,7 @@ func TestPolicyReload(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "broken.cedar") || !strings.Contains(err.Error(), v0) {
 		t.Fatalf("invalid reload: %v, want an error naming the file and the version kept", err)
 	}
-	if d.policy.Version() != v0 || d.journal.Size() != n0 {
+	if d.policy.Version() != v0 || d.log.Size() != n0 {
 		t.Fatal("an invalid policy set replaced the valid one")
 	}
 	os.Remove(bad)
@@ -65,7 +65,7 @@ func TestPolicyReload(t *testing.T) {
 	if d.policy.Version() == v0 {
 		t.Fatal("version unchanged after a valid reload")
 	}
-	if d.journal.Size() != n0+1 {
+	if d.log.Size() != n0+1 {
 		t.Fatal("the policy load was not recorded")
 	}
 	if f := d.policy.Forms(monitor, policy.Context{}, country); f[0] != custos.FormWithheld {

@@ -35,7 +35,7 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		return errUsage
 	}
 	// Listen first: a start that cannot listen must not touch the
-	// deployment, whose audit journal a running instance may be writing.
+	// deployment, whose audit log a running instance may be writing.
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("couldn't listen: %w (pick another address with --listen)", err)
@@ -84,8 +84,8 @@ func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready fun
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "custos_audit_entries", Help: "Entries in the audit journal.",
-	}, func() float64 { return float64(d.journal.Size()) }))
+		Name: "custos_audit_entries", Help: "Entries on the audit log.",
+	}, func() float64 { return float64(d.log.Size()) }))
 	for _, a := range []custos.Action{custos.ActionReadClear, custos.ActionReadToken, custos.ActionReadMasked, custos.ActionWrite, custos.ActionDetokenize, ""} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "custos_key_unwraps_total",
@@ -102,8 +102,9 @@ func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready fun
 		MaxInFlight:    d.cfg.Limits.MaxInFlight,
 		RequestTimeout: time.Duration(d.cfg.Limits.RequestTimeoutMS) * time.Millisecond,
 		CertPrincipal:  certPrincipal(d.cfg),
+		Log:            d.log,
 		Ready: func(ctx context.Context) error {
-			if err := d.journal.Err(); err != nil {
+			if err := d.log.Err(); err != nil {
 				return err
 			}
 			_, err := d.store.Subject(ctx, "custos-readiness-probe")

@@ -19,21 +19,21 @@ func TestShredderRotatesAfterErasure(t *testing.T) {
 	d.cfg.Erasure.ShredAfter = config.Duration(50 * time.Millisecond)
 	kek0 := d.keyring.Current()
 
-	s := newShredder(d.cfg, d.store, d.keyring, d.journal, d.custody.Logger())
+	s := newShredder(d.cfg, d.store, d.keyring, d.log, d.custody.Logger())
 	if err := s.Erased(); err != nil {
 		t.Fatal(err)
 	}
 	if names, _ := s.markers(); len(names) != 1 {
 		t.Fatalf("markers after an erasure: %v", names)
 	}
-	entries := d.journal.Size()
+	entries := d.log.Size()
 	s.Start()
 	defer s.Stop()
 	// Done when the KEK in force at the erasure is destroyed.
 	waitFor(t, func() bool { return !slices.Contains(d.keyring.KEKs(), kek0) })
 	waitFor(t, func() bool { names, _ := s.markers(); return len(names) == 0 })
 	s.Stop()
-	if d.journal.Size() != entries+1 {
+	if d.log.Size() != entries+1 {
 		t.Fatal("the rotation was not recorded in the audit log")
 	}
 
@@ -42,7 +42,7 @@ func TestShredderRotatesAfterErasure(t *testing.T) {
 	if err := s.Erased(); err != nil {
 		t.Fatal(err)
 	}
-	s2 := newShredder(d.cfg, d.store, d.keyring, d.journal, d.custody.Logger())
+	s2 := newShredder(d.cfg, d.store, d.keyring, d.log, d.custody.Logger())
 	s2.Start()
 	waitFor(t, func() bool { return !slices.Contains(d.keyring.KEKs(), kek1) })
 	s2.Stop()
@@ -54,7 +54,7 @@ func TestShredderRotatesAfterErasure(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.cfg.Erasure.ShredAfter = config.Duration(time.Hour)
-	s3 := newShredder(d.cfg, d.store, d.keyring, d.journal, d.custody.Logger())
+	s3 := newShredder(d.cfg, d.store, d.keyring, d.log, d.custody.Logger())
 	s3.Start()
 	defer s3.Stop()
 	waitFor(t, func() bool { return !slices.Contains(d.keyring.KEKs(), kek2) && len(d.keyring.KEKs()) == 1 })

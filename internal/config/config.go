@@ -44,9 +44,9 @@ type Config struct {
 	Schema string `yaml:"schema"`
 	// Policies is the directory of Cedar policy files (*.cedar).
 	Policies string `yaml:"policies"`
-	// Audit is the audit journal file. Every decision is recorded there,
+	// Audit is the transparency log every decision is recorded on,
 	// durably, before the data it covers is released.
-	Audit    string   `yaml:"audit"`
+	Audit    AuditLog `yaml:"audit"`
 	Identity Identity `yaml:"identity"`
 	Tokens   Tokens   `yaml:"tokens"`
 	TLS      TLS      `yaml:"tls"`
@@ -94,6 +94,34 @@ type Identity struct {
 type Issuer struct {
 	Name      string `yaml:"name"`
 	PublicKey string `yaml:"public_key"`
+}
+
+// AuditLog configures the transparency log (C2SP tlog-tiles, served at
+// /log/) and the witnesses that co-sign its checkpoints.
+type AuditLog struct {
+	// Dir is the log's directory (Tessera's POSIX layout).
+	Dir string `yaml:"dir"`
+	// Key is the note signer key of the log's checkpoints (mode 0600);
+	// its verifier key is published as log.vkey.
+	Key string `yaml:"key"`
+	// Origin is the checkpoints' origin line, naming the deployment.
+	Origin string `yaml:"origin"`
+	// BatchMaxAge bounds how long an entry waits for others to share its
+	// write: it is the added latency of a lone request.
+	BatchMaxAge Duration `yaml:"batch_max_age,omitempty"`
+	// CheckpointInterval is how often a new checkpoint is signed.
+	CheckpointInterval Duration `yaml:"checkpoint_interval,omitempty"`
+	// Witnesses co-sign checkpoints (C2SP tlog-witness); their cosignatures
+	// are served with the checkpoint.
+	Witnesses []Witness `yaml:"witnesses,omitempty"`
+}
+
+// Witness is a witness of the log.
+type Witness struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Key is the witness's note verifier key file (cosignature/v1).
+	Key string `yaml:"key"`
 }
 
 // TLS configures HTTPS and, with ClientCA, mutual TLS: a client presenting
@@ -203,8 +231,20 @@ func (c *Config) defaults() {
 	if c.Store.Driver == "" {
 		c.Store.Driver = "sqlite"
 	}
-	if c.Audit == "" {
-		c.Audit = "data/audit.jsonl"
+	if c.Audit.Dir == "" {
+		c.Audit.Dir = "log"
+	}
+	if c.Audit.Key == "" {
+		c.Audit.Key = "log.key"
+	}
+	if c.Audit.Origin == "" && c.Name != "" {
+		c.Audit.Origin = "custos/" + c.Name
+	}
+	if c.Audit.BatchMaxAge == 0 {
+		c.Audit.BatchMaxAge = Duration(250 * time.Microsecond)
+	}
+	if c.Audit.CheckpointInterval == 0 {
+		c.Audit.CheckpointInterval = Duration(time.Second)
 	}
 	if c.Identity.Audience == "" {
 		c.Identity.Audience = "custos"
@@ -289,6 +329,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateIdentity(bad)
+	c.validateAudit(bad)
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key go together")
 	}
@@ -335,6 +376,26 @@ func (c *Config) validateIdentity(bad func(key, format string, args ...any)) {
 	}
 	if id.MaxTTL < Duration(time.Minute) || id.MaxTTL > Duration(30*24*time.Hour) {
 		bad("identity.max_ttl", "must be between 1m and 720h")
+	}
+}
+
+var originRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$`)
+
+func (c *Config) validateAudit(bad func(key, format string, args ...any)) {
+	a := c.Audit
+	if !originRE.MatchString(a.Origin) {
+		bad("audit.origin", "must be 1-128 bytes of letters, digits and ._/:- naming the deployment")
+	}
+	if a.BatchMaxAge < Duration(100*time.Microsecond) || a.BatchMaxAge > Duration(time.Second) {
+		bad("audit.batch_max_age", "must be between 100µs and 1s")
+	}
+	if a.CheckpointInterval < Duration(100*time.Millisecond) || a.CheckpointInterval > Duration(time.Hour) {
+		bad("audit.checkpoint_interval", "must be between 100ms and 1h")
+	}
+	for i, w := range a.Witnesses {
+		if w.Name == "" || w.URL == "" || w.Key == "" {
+			bad(fmt.Sprintf("audit.witnesses[%d]", i), "needs name, url and key")
+		}
 	}
 }
 

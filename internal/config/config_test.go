@@ -27,7 +27,7 @@ func TestStarterConfigValid(t *testing.T) {
 	if c.Jurisdiction != "US" || c.Store.Driver != "sqlite" || c.Store.Location != "us-local" {
 		t.Fatalf("config = %+v", c)
 	}
-	if time.Duration(c.Erasure.ShredAfter) != time.Hour || c.Limits.MaxBodyBytes != 1<<20 || c.Audit != "data/audit.jsonl" {
+	if time.Duration(c.Erasure.ShredAfter) != time.Hour || c.Limits.MaxBodyBytes != 1<<20 || c.Audit.Dir != "log" || c.Audit.Origin != "custos/custos-us" {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
 }

@@ -15,9 +15,9 @@ import (
 	"testing"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/custody"
 	"github.com/custos/custos/internal/custody/custodytest"
-	"github.com/custos/custos/internal/journal"
 	"github.com/custos/custos/internal/keys"
 	"github.com/custos/custos/internal/starter"
 	"github.com/custos/custos/internal/store/sqlite"
@@ -26,12 +26,12 @@ import (
 )
 
 // fixture is a custody service over a real SQLite store, keyring and
-// journal, with the starter schema and policies.
+// transparency log, with the starter schema and policies.
 type fixture struct {
 	svc      *custody.Service
 	store    *sqlite.Store
 	keyring  *keys.Local
-	journal  *journal.Journal
+	log      *auditlog.Log
 	auditor  *switchAuditor
 	dir      string
 	verifier note.Verifier
@@ -39,9 +39,9 @@ type fixture struct {
 	env      *custodytest.Env
 }
 
-// switchAuditor passes entries to the journal until failing is set.
+// switchAuditor passes entries to the log until failing is set.
 type switchAuditor struct {
-	j       *journal.Journal
+	j       custos.Auditor
 	failing atomic.Bool
 }
 
@@ -58,19 +58,19 @@ func newFixture(t testing.TB) *fixture {
 }
 
 // newFixtureWith builds a fixture on the given schema; a non-nil auditor
-// replaces the journal.
+// replaces the log.
 func newFixtureWith(t testing.TB, schemaFile []byte, auditor custos.Auditor) *fixture {
 	t.Helper()
 	f := &fixture{}
 	env := custodytest.New(t, custodytest.Options{
 		Schema: schemaFile,
-		Auditor: func(j *journal.Journal) custos.Auditor {
+		Auditor: func(j *auditlog.Log) custos.Auditor {
 			f.auditor = &switchAuditor{j: j}
 			return cmp.Or[custos.Auditor](auditor, f.auditor)
 		},
 		OnErase: func() error { f.erased.Add(1); return nil },
 	})
-	f.env, f.svc, f.store, f.keyring, f.journal = env, env.Service, env.Store, env.Keyring, env.Journal
+	f.env, f.svc, f.store, f.keyring, f.log = env, env.Service, env.Store, env.Keyring, env.Log
 	f.dir, f.verifier = env.Dir, env.Receipts
 	return f
 }
@@ -387,13 +387,7 @@ func TestDetokenizeAudited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.journal.Close()
-	data, _ := os.ReadFile(filepath.Join(f.dir, "audit.jsonl"))
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	var e custos.AuditEntry
-	if err := json.Unmarshal([]byte(lines[res.AuditIndex]), &e); err != nil {
-		t.Fatal(err)
-	}
+	e := f.env.Entries(t)[res.AuditIndex]
 	if e.Action != "detokenize" || e.Approver != "bob" || len(e.Subjects) != 1 || e.Subjects[0] == "u1" || e.Forms["users.phone"] != "clear" {
 		t.Fatalf("detokenize entry = %+v", e)
 	}
@@ -604,22 +598,26 @@ func TestAuditHoldsNoPersonalData(t *testing.T) {
 	f.svc.Read(ctx, engineer, "users", "u1")
 	f.svc.Register(ctx, svc, custos.Subject{ID: "u1-de", Residency: "DE"})
 	f.svc.Erase(ctx, svc, "u1")
-	f.journal.Close()
-	data, err := os.ReadFile(filepath.Join(f.dir, "audit.jsonl"))
-	if err != nil {
-		t.Fatal(err)
+	entries := f.env.Entries(t)
+	if len(entries) < 5 {
+		t.Fatalf("the log has %d entries, want at least 5", len(entries))
 	}
-	lines := strings.Count(string(data), "\n")
-	if lines < 5 {
-		t.Fatalf("journal has %d entries, want at least 5", lines)
-	}
+	// Every byte the log keeps on disk: tiles, bundles, checkpoint.
+	var data []byte
+	filepath.WalkDir(filepath.Join(f.dir, "log"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			b, _ := os.ReadFile(path)
+			data = append(data, b...)
+		}
+		return nil
+	})
 	for _, v := range []string{"ada@example.com", "202 555", "1990-04-12", "203.0.113.10", `"u1"`, "u1-de"} {
 		if strings.Contains(string(data), v) {
-			t.Errorf("audit journal holds %q", v)
+			t.Errorf("the audit log holds %q", v)
 		}
 	}
-	if !strings.Contains(string(data), `"decision":"deny"`) {
-		t.Error("the refused registration is not in the journal")
+	if !slices.ContainsFunc(entries, func(e custos.AuditEntry) bool { return e.Action == "register" && e.Decision == "deny" }) {
+		t.Error("the refused registration is not on the log")
 	}
 }
 
@@ -686,7 +684,7 @@ collections:
 
 // BenchmarkRead10 measures a read of a 10-field record through decide,
 // open and shape, with the audit log out of the picture (BenchmarkRead
-// includes the durable journal).
+// includes the durable log).
 func BenchmarkRead10(b *testing.B) {
 	f := newFixtureWith(b, []byte(profiles), &nopAuditor{})
 	ctx := context.Background()

@@ -49,6 +49,9 @@ type Config struct {
 	MaxInFlight int
 	// RequestTimeout bounds each request; 10s when zero.
 	RequestTimeout time.Duration
+	// Log, if set, is the transparency log: served read-only at /log/
+	// (C2SP tlog-tiles) with inclusion proofs at /v1/audit/proof/{index}.
+	Log AuditLog
 	// CertPrincipal, if set, turns a client certificate that TLS verified
 	// against the custodian's client CA into a principal, for requests that
 	// carry no bearer token (mutual TLS).
@@ -65,6 +68,17 @@ type server struct {
 	inflight chan struct{}
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+}
+
+// AuditLog is the transparency log as the gateway serves it. Everything it
+// serves is public: entries hold no personal data.
+type AuditLog interface {
+	// Handler serves the tlog-tiles resources relative to its mount point.
+	Handler() http.Handler
+	// Checkpoint returns the latest signed checkpoint.
+	Checkpoint(ctx context.Context) ([]byte, error)
+	// Prove returns the inclusion proof of index in the tree of size.
+	Prove(ctx context.Context, index, size uint64) ([][]byte, error)
 }
 
 // Gateway is the API's handler.
@@ -114,6 +128,12 @@ func New(cfg Config) *Gateway {
 	s.route(mux, "/v1/records/{collection}/{id}", methods{"GET": s.auth(s.getRecord)})
 	s.route(mux, "/v1/detokenize", methods{"POST": s.auth(s.detokenize)})
 	s.route(mux, "/v1/approvals", methods{"POST": s.auth(s.approve)})
+	if cfg.Log != nil {
+		tiles := http.StripPrefix("/log", cfg.Log.Handler()).ServeHTTP
+		s.route(mux, "/log/checkpoint", methods{"GET": tiles, "HEAD": tiles})
+		s.route(mux, "/log/tile/{tile...}", methods{"GET": tiles, "HEAD": tiles})
+		s.route(mux, "/v1/audit/proof/{index}", methods{"GET": s.proof})
+	}
 	mux.Handle("/", s.observe("unmatched", func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, custos.Errorf(custos.CodeNotFound, "no such endpoint; see /openapi.json"))
 	}))

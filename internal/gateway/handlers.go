@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/custos/custos"
@@ -146,4 +149,52 @@ func (s *server) approve(w http.ResponseWriter, r *http.Request, req custody.Req
 	setAuditIndex(w, a.AuditIndex)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, map[string]any{"approval": a.Grant, "expires": a.Expires.UTC().Format(time.RFC3339), "audit_index": a.AuditIndex})
+}
+
+// proof answers the inclusion proof of an audit index in the latest
+// checkpoint, for a client to check that its release is on the log. The
+// client must verify the checkpoint's signature and the proof itself:
+// nothing here is to be trusted on its own.
+func (s *server) proof(w http.ResponseWriter, r *http.Request) {
+	idx, err := strconv.ParseUint(r.PathValue("index"), 10, 64)
+	if err != nil {
+		s.problem(w, r, custos.Errorf(custos.CodeInvalidRequest, "the index must be a non-negative integer"))
+		return
+	}
+	cp, err := s.cfg.Log.Checkpoint(r.Context())
+	if err != nil {
+		s.problem(w, r, fmt.Errorf("couldn't read checkpoint: %w", err))
+		return
+	}
+	size, ok := checkpointSize(cp)
+	if !ok {
+		s.problem(w, r, errors.New("malformed checkpoint"))
+		return
+	}
+	if idx >= size {
+		w.Header().Set("Retry-After", "1")
+		s.problem(w, r, custos.Errorf(custos.CodeNotFound, "entry %d is not in the latest checkpoint (size %d) yet; retry shortly", idx, size))
+		return
+	}
+	hashes, err := s.cfg.Log.Prove(r.Context(), idx, size)
+	if err != nil {
+		s.problem(w, r, fmt.Errorf("couldn't prove: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Index      uint64   `json:"index"`
+		Size       uint64   `json:"size"`
+		Proof      [][]byte `json:"proof"`
+		Checkpoint string   `json:"checkpoint"`
+	}{idx, size, hashes, string(cp)})
+}
+
+// checkpointSize reads the tree size, the second line of a checkpoint.
+func checkpointSize(cp []byte) (uint64, bool) {
+	lines := strings.SplitN(string(cp), "\n", 3)
+	if len(lines) < 3 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(lines[1], 10, 64)
+	return n, err == nil
 }

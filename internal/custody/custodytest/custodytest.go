@@ -1,16 +1,19 @@
 // Package custodytest builds a custody.Service for tests over real parts: a
-// SQLite store, a local keyring and an audit journal in the test's
+// SQLite store, a local keyring and a transparency log in the test's
 // temporary directory, with the starter schema (or another) and the starter
 // policies, for jurisdiction US. Nothing in it is for production use.
 package custodytest
 
 import (
+	"context"
+	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/custody"
-	"github.com/custos/custos/internal/journal"
 	"github.com/custos/custos/internal/keys"
 	"github.com/custos/custos/internal/policy"
 	"github.com/custos/custos/internal/schema"
@@ -28,9 +31,9 @@ const ReceiptKeyName = "custos-test-custodian"
 type Options struct {
 	// Schema is the schema file; the starter schema when nil.
 	Schema []byte
-	// Auditor, if set, makes the auditor from the journal, such as a
-	// wrapper that can be made to fail; the journal itself when nil.
-	Auditor func(*journal.Journal) custos.Auditor
+	// Auditor, if set, makes the auditor from the log, such as a wrapper
+	// that can be made to fail; the log itself when nil.
+	Auditor func(*auditlog.Log) custos.Auditor
 	// OnErase is custody's OnErase.
 	OnErase func() error
 }
@@ -42,7 +45,8 @@ type Env struct {
 	Config   custody.Config // the Service's config, to build variants
 	Store    *sqlite.Store
 	Keyring  *keys.Local
-	Journal  *journal.Journal
+	Log      *auditlog.Log
+	LogKey   note.Verifier // verifies the log's checkpoints
 	Receipts note.Verifier // verifies the Service's erasure receipts
 }
 
@@ -64,12 +68,22 @@ func New(t testing.TB, o Options) *Env {
 	e.Store, err = sqlite.Open(filepath.Join(e.Dir, "custos.db"), "us-local")
 	must(err)
 	t.Cleanup(func() { e.Store.Close() })
-	e.Journal, err = journal.Open(filepath.Join(e.Dir, "audit.jsonl"))
+	skey, vkey, err := auditlog.GenerateKey("custos/test")
 	must(err)
-	t.Cleanup(func() { e.Journal.Close() })
-	var auditor custos.Auditor = e.Journal
+	logSigner, err := note.NewSigner(skey)
+	must(err)
+	e.LogKey, err = note.NewVerifier(vkey)
+	must(err)
+	e.Log, err = auditlog.Open(context.Background(), auditlog.Config{
+		Dir: filepath.Join(e.Dir, "log"), Origin: "custos/test", Signer: logSigner,
+		BatchMaxAge: time.Millisecond, CheckpointInterval: 100 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	must(err)
+	t.Cleanup(func() { e.Log.Close() })
+	var auditor custos.Auditor = e.Log
 	if o.Auditor != nil {
-		auditor = o.Auditor(e.Journal)
+		auditor = o.Auditor(e.Log)
 	}
 	if o.Schema == nil {
 		o.Schema = starter.Schema()
@@ -105,4 +119,22 @@ func (e *Env) With(t testing.TB, change func(*custody.Config)) *custody.Service 
 		t.Fatal(err)
 	}
 	return svc
+}
+
+// Entries returns every entry on the log, decoded.
+func (e *Env) Entries(t testing.TB) []custos.AuditEntry {
+	t.Helper()
+	var out []custos.AuditEntry
+	err := e.Log.Entries(context.Background(), 0, e.Log.Size(), func(_ uint64, b []byte) bool {
+		en, err := custos.ParseAuditEntry(b)
+		if err != nil {
+			t.Fatalf("entry %d does not parse: %v", len(out), err)
+		}
+		out = append(out, en)
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
