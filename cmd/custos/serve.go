@@ -114,6 +114,7 @@ func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready fun
 			return nil
 		},
 	})
+	defer gw.Close()
 	srv := &http.Server{
 		Handler:           gw,
 		ReadHeaderTimeout: 5 * time.Second,

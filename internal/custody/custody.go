@@ -162,3 +162,15 @@ func (s *Service) key(ctx context.Context, subj custos.StoredSubject, reason cus
 	}
 	return k, nil
 }
+
+// RecordAuthFailures records that n requests failed authentication during
+// window, as one entry: failures are aggregated so that a flood of bad
+// credentials neither floods the log nor goes unrecorded. The entry holds
+// the count only, never what the requests presented.
+func (s *Service) RecordAuthFailures(ctx context.Context, n int, window time.Duration) error {
+	_, err := s.record(ctx, custos.AuditEntry{
+		Action: "auth-failure", Decision: "deny", Code: custos.CodeUnauthenticated,
+		Count: n, Detail: "within " + window.String(),
+	})
+	return err
+}

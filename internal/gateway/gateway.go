@@ -27,6 +27,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/custos/custos"
@@ -56,18 +58,25 @@ type Config struct {
 	// against the custodian's client CA into a principal, for requests that
 	// carry no bearer token (mutual TLS).
 	CertPrincipal func(*x509.Certificate) (custos.Principal, error)
+	// AuthFailureInterval is how often failed authentications are recorded
+	// on the audit log, as one entry with their count; 1 minute when zero.
+	AuthFailureInterval time.Duration
 	// Ready reports whether custos can serve; /healthz answers 503 when it
 	// returns an error.
 	Ready func(context.Context) error
 }
 
 type server struct {
-	cfg      Config
-	routes   []string
-	log      *slog.Logger
-	inflight chan struct{}
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	cfg    Config
+	routes []string
+	// authFailures counts failed authentications not yet recorded.
+	authFailures atomic.Int64
+	stop         chan struct{}
+	stopped      chan struct{}
+	log          *slog.Logger
+	inflight     chan struct{}
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
 }
 
 // AuditLog is the transparency log as the gateway serves it. Everything it
@@ -85,6 +94,17 @@ type AuditLog interface {
 type Gateway struct {
 	http.Handler
 	routes []string
+	srv    *server
+	once   sync.Once
+}
+
+// Close stops the gateway's background work, recording the failed
+// authentications counted since the last interval.
+func (g *Gateway) Close() {
+	g.once.Do(func() {
+		close(g.srv.stop)
+		<-g.srv.stopped
+	})
 }
 
 // Routes lists "METHOD /pattern" of every API route, sorted.
@@ -107,7 +127,10 @@ func New(cfg Config) *Gateway {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
-	s := &server{cfg: cfg, log: cfg.Logger, inflight: make(chan struct{}, cfg.MaxInFlight)}
+	if cfg.AuthFailureInterval <= 0 {
+		cfg.AuthFailureInterval = time.Minute
+	}
+	s := &server{cfg: cfg, log: cfg.Logger, inflight: make(chan struct{}, cfg.MaxInFlight), stop: make(chan struct{}), stopped: make(chan struct{})}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "custos_http_requests_total", Help: "HTTP requests by route and status code.",
 	}, []string{"route", "code"})
@@ -138,7 +161,37 @@ func New(cfg Config) *Gateway {
 		s.problem(w, r, custos.Errorf(custos.CodeNotFound, "no such endpoint; see /openapi.json"))
 	}))
 	slices.Sort(s.routes)
-	return &Gateway{Handler: http.MaxBytesHandler(mux, cfg.MaxBodyBytes), routes: s.routes}
+	go s.recordAuthFailures()
+	return &Gateway{Handler: http.MaxBytesHandler(mux, cfg.MaxBodyBytes), routes: s.routes, srv: s}
+}
+
+// recordAuthFailures records the failed authentications of each interval,
+// until Close. A count that cannot be recorded is kept for the next try.
+func (s *server) recordAuthFailures() {
+	defer close(s.stopped)
+	t := time.NewTicker(s.cfg.AuthFailureInterval)
+	defer t.Stop()
+	flush := func() {
+		n := s.authFailures.Swap(0)
+		if n == 0 || s.cfg.Custody == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.cfg.Custody.RecordAuthFailures(ctx, int(n), s.cfg.AuthFailureInterval); err != nil {
+			s.authFailures.Add(n)
+			s.log.Error("failed authentications not recorded; kept for the next interval", "count", n, "err", err)
+		}
+	}
+	for {
+		select {
+		case <-t.C:
+			flush()
+		case <-s.stop:
+			flush()
+			return
+		}
+	}
 }
 
 // methods maps HTTP methods to handlers of one path; other methods get a
@@ -206,6 +259,7 @@ func (s *server) auth(h func(http.ResponseWriter, *http.Request, custody.Request
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.principal(r)
 		if err != nil {
+			s.authFailures.Add(1)
 			s.log.Info("authentication failed", "route", r.Pattern, "why", err)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="custos"`)
 			s.problem(w, r, custos.Errorf(custos.CodeUnauthenticated, "a valid bearer token is required"))

@@ -115,6 +115,7 @@ type env struct {
 	service, staff, approver, engineer, monitor string
 	// cfg is the gateway's config, for tests that build another gateway.
 	cfg gateway.Config
+	ce  *custodytest.Env
 }
 
 type options struct {
@@ -130,7 +131,7 @@ func newEnv(t testing.TB, o options) *env {
 		e.auditor = &auditor{j: j, entered: make(chan struct{}, 1)}
 		return e.auditor
 	}})
-	e.keyring, e.receipts = ce.Keyring, ce.Receipts
+	e.keyring, e.receipts, e.ce = ce.Keyring, ce.Receipts, ce
 	svc := ce.Service
 	var err error
 	if e.issuerKey, err = identity.GenerateKey(); err != nil {
@@ -155,6 +156,7 @@ func newEnv(t testing.TB, o options) *env {
 		Log:            ce.Log,
 	}
 	e.gw = gateway.New(e.cfg)
+	t.Cleanup(e.gw.Close)
 	e.srv = httptest.NewServer(e.gw)
 	t.Cleanup(e.srv.Close)
 	e.service = mint(t, e.issuerKey, audience, servicePrincipal, time.Now())

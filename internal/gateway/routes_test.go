@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/custos/custos"
 	"github.com/custos/custos/internal/gateway"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -49,4 +50,33 @@ func TestMetricsOnlyGet(t *testing.T) {
 func withToken(r *http.Request, tok string) *http.Request {
 	r.Header.Set("Authorization", "Bearer "+tok)
 	return r
+}
+
+// TestAuthFailuresRecorded checks that failed authentications reach the
+// audit log as a count, with nothing of what they presented.
+func TestAuthFailuresRecorded(t *testing.T) {
+	e := newEnv(t, options{})
+	cfg := e.cfg
+	cfg.Registry = prometheus.NewRegistry()
+	gw := gateway.New(cfg)
+	for _, tok := range []string{"garbage-7f3a", e.service + "x", ""} {
+		w := httptest.NewRecorder()
+		gw.ServeHTTP(w, withToken(httptest.NewRequest("GET", "/v1/records/users/u1", nil), tok))
+		if w.Code != http.StatusUnauthorized {
+			t.Fatalf("bad token: %d", w.Code)
+		}
+	}
+	gw.Close() // records what the interval has counted
+	var got []custos.AuditEntry
+	for _, en := range e.ce.Entries(t) {
+		if en.Action == "auth-failure" {
+			got = append(got, en)
+		}
+	}
+	if len(got) != 1 || got[0].Count != 3 || got[0].Decision != "deny" {
+		t.Fatalf("auth-failure entries: %+v", got)
+	}
+	if strings.Contains(got[0].Detail+got[0].Principal, "7f3a") {
+		t.Fatal("the entry holds what a request presented")
+	}
 }
