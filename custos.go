@@ -94,6 +94,9 @@ const (
 	ActionDetokenize Action = "detokenize"
 	ActionApprove    Action = "approve" // approve another principal's detokenization
 	ActionErase      Action = "erase"
+	// ActionReadHistory lists the audit entries about a subject, to answer
+	// its access request.
+	ActionReadHistory Action = "read-history"
 )
 
 // ReadActions are the read actions in the order of the forms they release,

@@ -121,6 +121,7 @@ func openDeployment(ctx context.Context, path string, log *slog.Logger) (_ *depl
 		Tokens:        tokens,
 		Audiences:     cfg.Tokens.Audiences,
 		Auditor:       d.log,
+		History:       d.log,
 		Receipts:      signer,
 		KEK:           d.keyring.Current,
 		Logger:        log,

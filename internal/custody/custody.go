@@ -47,6 +47,9 @@ type Config struct {
 	// their tokens can be detokenized.
 	Audiences []string
 	Auditor   custos.Auditor
+	// History reads the audit log back for subjects' access histories; nil
+	// when the log cannot be read here.
+	History HistoryReader
 	// Receipts signs erasure receipts with the custodian's key.
 	Receipts note.Signer
 	// KEK returns the id of the current key-encryption key, named in

@@ -3,6 +3,7 @@ package custody_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/custos/custos"
@@ -27,5 +28,50 @@ func TestEraseNeedsItsRotation(t *testing.T) {
 	r, err := env.Service.Read(ctx, staff, "users", "u1")
 	if err != nil || string(r.Fields["email"].Value) != `"ada@example.com"` {
 		t.Fatalf("record after a refused erasure: %+v, %v", r.Fields["email"], err)
+	}
+}
+
+// TestHistory checks that a subject's access history lists the entries
+// about it — reads by each party, the erasure — by index, with nothing
+// about other subjects, and only for the custodian.
+func TestHistory(t *testing.T) {
+	env := custodytest.New(t, custodytest.Options{})
+	ctx := context.Background()
+	for _, id := range []string{"u1", "u2"} {
+		if _, err := env.Service.Register(ctx, svc, custos.Subject{ID: id, Residency: "US"}); err != nil {
+			t.Fatal(err)
+		}
+		f := raw(ada)
+		f["id"] = []byte(`"` + id + `"`)
+		if _, _, err := env.Service.Write(ctx, svc, "users", id, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r1, _ := env.Service.Read(ctx, engineer, "users", "u1")
+	env.Service.Read(ctx, staff, "users", "u2")
+	if _, err := env.Service.Erase(ctx, svc, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Service.History(ctx, engineer, "u1"); custos.ErrorCode(err) != custos.CodeForbidden {
+		t.Fatalf("engineer reading history: %v", err)
+	}
+	h, err := env.Service.History(ctx, staff, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, a := range h.Accesses {
+		actions = append(actions, a.Action+"/"+a.Org)
+		if a.Action == "read" && a.Index != r1.AuditIndex {
+			t.Errorf("u1's read is listed at %d, was recorded at %d", a.Index, r1.AuditIndex)
+		}
+	}
+	// The engineer's refused request for the history is about u1 too.
+	want := []string{"register/operator", "write/operator", "read/operator", "erase/operator", "read-history/operator"}
+	if !slices.Equal(actions, want) {
+		t.Fatalf("u1's history = %v, want %v", actions, want)
+	}
+	if h.AuditIndex <= h.Accesses[len(h.Accesses)-1].Index {
+		t.Fatal("the history request itself was not recorded after the entries it lists")
 	}
 }

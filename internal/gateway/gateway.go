@@ -147,6 +147,7 @@ func New(cfg Config) *Gateway {
 	mux.Handle("/metrics", s.dispatch("/metrics", methods{"GET": promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP}))
 	s.route(mux, "/openapi.json", methods{"GET": serveOpenAPI})
 	s.route(mux, "/v1/subjects/{id}", methods{"PUT": s.auth(s.putSubject), "DELETE": s.auth(s.deleteSubject)})
+	s.route(mux, "/v1/subjects/{id}/accesses", methods{"GET": s.auth(s.accesses)})
 	s.route(mux, "/v1/records/{collection}", methods{"POST": s.auth(s.postRecord)})
 	s.route(mux, "/v1/records/{collection}/{id}", methods{"GET": s.auth(s.getRecord)})
 	s.route(mux, "/v1/detokenize", methods{"POST": s.auth(s.detokenize)})

@@ -198,3 +198,24 @@ func checkpointSize(cp []byte) (uint64, bool) {
 	n, err := strconv.ParseUint(lines[1], 10, 64)
 	return n, err == nil
 }
+
+// accesses lists the audit entries about a subject, with their indexes, to
+// answer the subject's access request with proofs.
+func (s *server) accesses(w http.ResponseWriter, r *http.Request, req custody.Request) {
+	h, err := s.cfg.Custody.History(r.Context(), req, r.PathValue("id"))
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	if h.Accesses == nil {
+		h.Accesses = []custody.Access{}
+	}
+	setAuditIndex(w, h.AuditIndex)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, struct {
+		Subject    string           `json:"subject"`
+		Accesses   []custody.Access `json:"accesses"`
+		Truncated  bool             `json:"truncated,omitempty"`
+		AuditIndex uint64           `json:"audit_index"`
+	}{r.PathValue("id"), h.Accesses, h.Truncated, h.AuditIndex})
+}

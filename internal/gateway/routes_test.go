@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,5 +79,35 @@ func TestAuthFailuresRecorded(t *testing.T) {
 	}
 	if strings.Contains(got[0].Detail+got[0].Principal, "7f3a") {
 		t.Fatal("the entry holds what a request presented")
+	}
+}
+
+func TestAccesses(t *testing.T) {
+	e := newEnv(t, options{})
+	e.addUser(t, "u1", ada)
+	e.do(t, "GET", "/v1/records/users/u1", e.engineer, "")
+	checkProblem(t, e.do(t, "GET", "/v1/subjects/u1/accesses", e.engineer, ""), 403, custos.CodeForbidden)
+	r := e.do(t, "GET", "/v1/subjects/u1/accesses", e.staff, "")
+	wantStatus(t, r, http.StatusOK)
+	auditIndex(t, r)
+	var body struct {
+		Subject  string `json:"subject"`
+		Accesses []struct {
+			Index  uint64 `json:"index"`
+			Action string `json:"action"`
+			Org    string `json:"org"`
+		} `json:"accesses"`
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatal(err)
+	}
+	var reads int
+	for _, a := range body.Accesses {
+		if a.Action == "read" && a.Org == "operator" {
+			reads++
+		}
+	}
+	if body.Subject != "u1" || reads != 1 {
+		t.Fatalf("accesses = %s", r.body)
 	}
 }

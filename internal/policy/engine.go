@@ -28,7 +28,7 @@ var (
 		custos.ActionReadClear, custos.ActionReadToken, custos.ActionReadMasked,
 		custos.ActionWrite, custos.ActionDetokenize, custos.ActionApprove,
 	}
-	subjectActions = []custos.Action{custos.ActionRegister, custos.ActionErase}
+	subjectActions = []custos.Action{custos.ActionRegister, custos.ActionErase, custos.ActionReadHistory}
 )
 
 // Field is a field as the policies see it: where it is and what class and
@@ -232,11 +232,11 @@ func (e *Engine) Allowed(p custos.Principal, a custos.Action, f Field, ctx Conte
 	return allowed
 }
 
-// AllowedOnSubject decides action a (register or erase) of p on the subject
+// AllowedOnSubject decides action a (register, erase, read-history) of p on the subject
 // with the given id and residency. Decisions on subjects are not cached. An
 // action that does not apply to subjects is denied.
 func (e *Engine) AllowedOnSubject(p custos.Principal, a custos.Action, subjectID, residency string, ctx Context) bool {
-	if a != custos.ActionRegister && a != custos.ActionErase {
+	if !slices.Contains(subjectActions, a) {
 		return false
 	}
 	subject := types.Entity{

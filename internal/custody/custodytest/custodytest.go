@@ -101,7 +101,7 @@ func New(t testing.TB, o Options) *Env {
 	e.Config = custody.Config{
 		Jurisdiction: "US", Schema: sc, Policy: policy.NewEngine(set, "US"),
 		Vault: vault.New(e.Keyring, "US"), Store: e.Store, Tokens: tok,
-		Audiences: []string{custos.OrgCustodian, custos.OrgOperator}, Auditor: auditor,
+		Audiences: []string{custos.OrgCustodian, custos.OrgOperator}, Auditor: auditor, History: e.Log,
 		Receipts: signer, KEK: e.Keyring.Current, OnErase: o.OnErase,
 	}
 	e.Service, err = custody.New(e.Config)
