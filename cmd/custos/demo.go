@@ -153,11 +153,15 @@ GRANT=$(curl -s -H "Authorization: Bearer $APPROVER" -d "{\"requester\":\"alice\
 curl -s -H "Authorization: Bearer $STAFF" -d "{$REQ,\"approval\":\"$GRANT\"}" $CUSTOS/v1/detokenize
 # Erase a subject and get the custodian's signed receipt:
 curl -s -X DELETE -H "Authorization: Bearer $SVC" $CUSTOS/v1/subjects/u5
+# Every decision above is on the transparency log; check it without trusting the server:
+go run ./cmd/custos audit verify --log $CUSTOS/log/ --key %[2]s
+go run ./cmd/custos audit report --log $CUSTOS/log/ --key %[2]s
+curl -s -H "Authorization: Bearer $STAFF" $CUSTOS/v1/subjects/u1/accesses
 # Mint more tokens:
-go run ./cmd/custos token mint --config %s --sub me --org operator --loc US --roles service
+go run ./cmd/custos token mint --config %[1]s --sub me --org operator --loc US --roles service
 
 Press Ctrl-C to stop.
-`, cfgPath)
+`, cfgPath, filepath.Join(filepath.Dir(cfgPath), "log.vkey"))
 }
 
 // apiClient calls the custos API, for the demo.
