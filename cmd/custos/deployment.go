@@ -35,6 +35,9 @@ type deployment struct {
 	custody  *custody.Service
 	verifier *identity.Verifier
 	shredder *shredder
+	// witnesses collect the witnesses' cosignatures of the log's
+	// checkpoints once started; serve starts them.
+	witnesses *witnessing
 }
 
 // receiptKeyName names the custodian's key in signed receipts.
@@ -98,6 +101,9 @@ func openDeployment(ctx context.Context, path string, log *slog.Logger) (_ *depl
 		return nil, err
 	}
 	if d.log, err = openLog(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	if d.witnesses, err = newWitnessing(cfg, d.log, log); err != nil {
 		return nil, err
 	}
 	if d.verifier, err = openVerifier(cfg); err != nil {
@@ -190,6 +196,7 @@ func (d *deployment) Close() error {
 	if d.shredder != nil {
 		d.shredder.Stop()
 	}
+	d.witnesses.Stop()
 	if d.log != nil {
 		errs = append(errs, d.log.Close())
 	}

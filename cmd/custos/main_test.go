@@ -20,6 +20,7 @@ import (
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/verifier"
 	"github.com/rogpeppe/go-internal/testscript"
+	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -47,6 +48,7 @@ func TestScripts(t *testing.T) {
 			"freeport":   cmdFreeport,
 			"waithttp":   cmdWaitHTTP,
 			"auditcount": cmdAuditCount,
+			"cosigned":   cmdCosigned,
 			"tamper":     cmdTamper,
 			"http":       cmdHTTP,
 			"mode":       cmdMode,
@@ -375,4 +377,39 @@ func cmdTamper(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	b[i+5] = 'x'
 	ts.Check(os.WriteFile(newest, b, 0o644))
+}
+
+// cmdCosigned verifies the log served at URL with the verifier key VKEY and
+// waits (20 s at most) until its checkpoint carries a valid cosignature of
+// every witness key given and is at least SIZE entries: cosignatures reach
+// the served checkpoint within a checkpoint interval or two of the
+// witnesses answering.
+//
+//	cosigned URL VKEY SIZE WITNESSVKEY...
+func cmdCosigned(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 4 {
+		ts.Fatalf("usage: cosigned URL VKEY SIZE WITNESSVKEY...")
+	}
+	v, err := logVerifier(ts.MkAbs(args[1]))
+	ts.Check(err)
+	size, err := strconv.ParseUint(args[2], 10, 64)
+	ts.Check(err)
+	cfg := verifier.Config{LogURL: args[0], Verifier: v}
+	for _, path := range args[3:] {
+		w, err := fnote.NewVerifierForCosignatureV1(strings.TrimSpace(ts.ReadFile(path)))
+		ts.Check(err)
+		cfg.Witnesses = append(cfg.Witnesses, w)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := verifier.Verify(context.Background(), cfg)
+		if err == nil && res.Size >= size {
+			fmt.Fprintf(ts.Stdout(), "size %d cosigned by %s\n", res.Size, strings.Join(res.Witnesses, ", "))
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("log not cosigned at size %d or more within 20s (size %d, last error: %v)", size, res.Size, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

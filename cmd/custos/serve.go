@@ -124,6 +124,8 @@ func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready fun
 		MaxHeaderBytes:    64 << 10,
 	}
 	d.shredder.Start()
+	d.witnesses.Start()
+	defer d.witnesses.Stop()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -186,6 +186,9 @@ func recordRotation(ctx context.Context, audit custos.Auditor, log *slog.Logger,
 		Time: time.Now().UTC(), Action: "rotate", Decision: "allow", Principal: vault.RotationPrincipal, Count: rep.Rewrapped,
 		Detail: fmt.Sprintf("new kek %s destroyed %s reindexed %d", rep.NewKEK, strings.Join(rep.Destroyed, " "), rep.Reindexed),
 	}
+	// The keys are destroyed already: record even if the caller is stopping.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	if _, err := audit.Record(ctx, e); err != nil {
 		log.Error("key rotation not recorded in the audit log", "kek", rep.NewKEK, "err", err)
 	}

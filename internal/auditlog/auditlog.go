@@ -20,6 +20,13 @@
 // refuses every later entry and Err reports the failure until the log is
 // reopened; it never heals silently.
 //
+// Witnesses: SetCosignatures hands the log the witness cosignatures of one
+// of its checkpoints, and the handler serves them attached to it. The log
+// does not verify them; whoever collects them does. The served checkpoint
+// is the newest one the witnesses cosigned while their cosignatures are
+// fresh (see Config.CosignedHold), else the newest one, bare; it never
+// shrinks while the process runs.
+//
 // One process at a time: Open takes an exclusive lock in the directory and
 // fails with ErrInUse while another process holds it.
 //
@@ -57,6 +64,9 @@ const (
 	// DefaultCheckpointInterval is how often a new checkpoint is signed
 	// while the log grows.
 	DefaultCheckpointInterval = time.Second
+	// DefaultCosignedHold, in checkpoint intervals, is the default of
+	// Config.CosignedHold.
+	DefaultCosignedHold = 5
 )
 
 // lockName is the file in Config.Dir that Open locks.
@@ -86,6 +96,12 @@ type Config struct {
 	// CheckpointInterval is how often a checkpoint is published while the
 	// log grows; zero means DefaultCheckpointInterval. At least 100 ms.
 	CheckpointInterval time.Duration
+	// CosignedHold is how long, after SetCosignatures, a cosigned
+	// checkpoint is still served in place of a newer one that has no
+	// cosignatures yet; zero means DefaultCosignedHold checkpoint
+	// intervals. Past it the newest checkpoint is served bare, so a
+	// witness that stops answering does not freeze the served log.
+	CosignedHold time.Duration
 	// Logger receives failures; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -110,6 +126,11 @@ type Log struct {
 
 	size   atomic.Uint64 // one more than the highest acknowledged index
 	failed atomic.Pointer[error]
+
+	origin   string
+	hold     time.Duration            // Config.CosignedHold
+	cosigned atomic.Pointer[cosigned] // set by SetCosignatures
+	served   atomic.Uint64            // size of the largest checkpoint served
 }
 
 // Open opens or creates the log in cfg.Dir.
@@ -140,7 +161,7 @@ func (cfg *Config) check() error {
 		return errors.New("audit log needs a checkpoint signer")
 	case cfg.Origin == "" || cfg.Signer.Name() != cfg.Origin:
 		return fmt.Errorf("audit log origin %q does not match its signer's name %q", cfg.Origin, cfg.Signer.Name())
-	case cfg.BatchMaxSize < 0 || cfg.BatchMaxAge < 0 || cfg.CheckpointInterval < 0:
+	case cfg.BatchMaxSize < 0 || cfg.BatchMaxAge < 0 || cfg.CheckpointInterval < 0 || cfg.CosignedHold < 0:
 		return errors.New("audit log batch and checkpoint settings must not be negative")
 	}
 	if cfg.BatchMaxSize == 0 {
@@ -151,6 +172,9 @@ func (cfg *Config) check() error {
 	}
 	if cfg.CheckpointInterval == 0 {
 		cfg.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if cfg.CosignedHold == 0 {
+		cfg.CosignedHold = DefaultCosignedHold * cfg.CheckpointInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -209,10 +233,11 @@ func open(ctx context.Context, cfg Config, lock *os.File) (*Log, error) {
 		root: root, lock: lock, logger: cfg.Logger,
 		add: app.Add, reader: reader, shutdown: shutdown, stop: stop,
 		maxBatch: cfg.BatchMaxSize,
-		reqs:     make(chan request, cfg.BatchMaxSize),
-		slots:    make(chan struct{}, pipelineDepth),
-		quit:     make(chan struct{}),
-		stopped:  make(chan struct{}),
+		origin:   cfg.Origin, hold: cfg.CosignedHold,
+		reqs:    make(chan request, cfg.BatchMaxSize),
+		slots:   make(chan struct{}, pipelineDepth),
+		quit:    make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	size, err := reader.IntegratedSize(ctx)
 	if err != nil {

@@ -1,6 +1,7 @@
 package auditlog
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/transparency-dev/tessera/api/layout"
 )
@@ -45,6 +47,10 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
+	if name == layout.CheckpointPath {
+		l.serveCheckpoint(w, r)
+		return
+	}
 	f, err := l.root.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		http.Error(w, "not found", http.StatusNotFound)
@@ -63,12 +69,30 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
-	if name == layout.CheckpointPath {
-		h.Set("Content-Type", "text/plain; charset=utf-8")
-	}
 	h.Set("Cache-Control", cache)
 	h.Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+// serveCheckpoint serves the checkpoint chosen by servedCheckpoint. It
+// sends no Last-Modified: cosignatures change the body without changing
+// the file, so a client must never be told its copy is current by date.
+func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
+	cp, err := l.servedCheckpoint()
+	if errors.Is(err, fs.ErrNotExist) {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		l.logger.Error("couldn't serve audit checkpoint", slog.Any("err", err))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", cacheCheckpoint)
+	h.Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(cp))
 }
 
 // resource returns the file a request names and its Cache-Control.
