@@ -39,6 +39,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -210,6 +211,16 @@ func open(ctx context.Context, cfg Config, lock *os.File) (*Log, error) {
 	root, err := os.OpenRoot(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open audit log directory: %w", err)
+	}
+	// Tessera panics at initialisation if it cannot lock its state: check
+	// first, so that an unwritable directory is an error, not a crash.
+	if err := root.Mkdir(".state", 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		root.Close()
+		return nil, fmt.Errorf("couldn't open audit log storage: %w", err)
+	}
+	if err := probeLock(root); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("couldn't open audit log storage: %w", err)
 	}
 	driver, err := posix.New(ctx, posix.Config{Path: cfg.Dir})
 	if err != nil {

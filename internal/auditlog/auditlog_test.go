@@ -380,3 +380,33 @@ func TestEntriesRange(t *testing.T) {
 		t.Fatal("reversed Entries succeeded")
 	}
 }
+
+// TestUnwritableStateFailsClosed makes the file Tessera locks before each
+// batch impossible to open (a directory in its place: even root cannot open
+// that for writing). Tessera itself panics there; the log must fail closed
+// instead, and the process stay up.
+func TestUnwritableStateFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, testConfig(t, dir))
+	ctx := context.Background()
+	if _, err := l.Record(ctx, entry(0)); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, ".state", "treeState.lock")
+	if err := os.Remove(lock); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(lock, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Record(ctx, entry(1)); err == nil {
+		t.Fatal("Record succeeded with an unusable state lock")
+	}
+	if l.Err() == nil {
+		t.Fatal("Err is nil after the failure")
+	}
+	l.Close()
+	if _, err := Open(ctx, testConfig(t, dir)); err == nil {
+		t.Fatal("Open succeeded with an unusable state lock")
+	}
+}

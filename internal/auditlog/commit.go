@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/custos/custos"
 	"github.com/transparency-dev/tessera"
@@ -107,6 +108,17 @@ func (l *Log) send(batch []request) {
 		<-l.slots
 		return
 	}
+	if err := l.probe(); err != nil {
+		err = fmt.Errorf("audit log failed: %w", err)
+		if l.failed.CompareAndSwap(nil, &err) {
+			l.logger.Error("audit log failed: refusing every entry until restarted", slog.Any("err", err))
+		}
+		for _, r := range batch {
+			r.reply <- result{err: *l.failed.Load()}
+		}
+		<-l.slots
+		return
+	}
 	futures := make([]tessera.IndexFuture, len(batch))
 	for i, r := range batch {
 		futures[i] = l.add(context.Background(), r.entry)
@@ -153,4 +165,24 @@ func (l *Log) drain() {
 			return
 		}
 	}
+}
+
+// treeStateLock is the file Tessera's POSIX driver locks before it writes
+// a batch or initialises the log.
+const treeStateLock = ".state/treeState.lock"
+
+// probe opens the file Tessera locks before each batch, as it does. Tessera
+// v1.0.4 panics when it cannot (a log directory made read-only, a full
+// disk), which would take the whole server down; probing first turns that
+// into a failed log, and requests into 503 audit_unavailable.
+func (l *Log) probe() error {
+	return probeLock(l.root)
+}
+
+func probeLock(root *os.Root) error {
+	f, err := root.OpenFile(treeStateLock, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("the log directory is not writable: %w", err)
+	}
+	return f.Close()
 }

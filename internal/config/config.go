@@ -350,6 +350,9 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxInFlight < 1 || c.Limits.MaxDetokenize < 1 || c.Limits.RequestTimeoutMS < 1 {
 		bad("limits", "values must be positive")
 	}
+	if c.Limits.MaxDetokenize > 256 {
+		bad("limits.max_detokenize", "must be at most 256, the subjects one audit entry names")
+	}
 	return errors.Join(errs...)
 }
 

@@ -64,6 +64,7 @@ func TestRefused(t *testing.T) {
 		{"shred too long", "shred_after: 1h0m0s", "shred_after: 9000h", "erasure.shred_after"},
 		{"tiny body cap", "max_body_bytes: 1048576", "max_body_bytes: 10", "limits.max_body_bytes"},
 		{"bad name", "name: custos-us", "name: Custos US", "name"},
+		{"detokenize beyond an entry", "max_detokenize: 100", "max_detokenize: 1000", "limits.max_detokenize"},
 	}
 	base := string(starterConfig(t))
 	for _, c := range cases {

@@ -55,11 +55,18 @@ type Approval struct {
 	AuditIndex uint64
 }
 
-var reasonRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+var (
+	reasonRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+	// ticketRE keeps the ticket a reference: it goes on the public log,
+	// where no name or address may be typed into it.
+	ticketRE = regexp.MustCompile(`^[A-Za-z0-9._:/#-]{0,64}$`)
+	// principalIDRE is the shape of a principal id: printable ASCII
+	// without spaces, as identity accepts in sub.
+	principalIDRE = regexp.MustCompile(`^[!-~]{1,128}$`)
+)
 
 const (
 	maxJustificationText = 2000
-	maxTicket            = 128
 	maxTokenLen          = 256
 )
 
@@ -75,8 +82,8 @@ func validateTokens(tokens []string, j custos.Justification, limit int) error {
 	if j.Reason == "" || j.Text == "" {
 		return custos.Errorf(custos.CodeJustification, "detokenization needs a justification with a reason code and a text")
 	}
-	if !reasonRE.MatchString(j.Reason) || len(j.Text) > maxJustificationText || len(j.Ticket) > maxTicket {
-		return custos.Errorf(custos.CodeInvalidRequest, "justification: reason must be a short lower-case code, text at most %d bytes, ticket at most %d", maxJustificationText, maxTicket)
+	if !reasonRE.MatchString(j.Reason) || len(j.Text) > maxJustificationText || !ticketRE.MatchString(j.Ticket) {
+		return custos.Errorf(custos.CodeInvalidRequest, "justification: reason must be a short lower-case code, text at most %d bytes, ticket a reference of at most 64 letters, digits and ._:/#-", maxJustificationText)
 	}
 	return nil
 }
@@ -169,8 +176,8 @@ func (s *Service) Approve(ctx context.Context, r Request, a ApprovalRequest) (Ap
 	if err := validateTokens(a.Tokens, a.Justification, s.cfg.MaxDetokenize); err != nil {
 		return Approval{}, err
 	}
-	if a.Requester == "" || len(a.Requester) > 128 {
-		return Approval{}, custos.Errorf(custos.CodeInvalidRequest, "requester must name the principal who will detokenize")
+	if !principalIDRE.MatchString(a.Requester) {
+		return Approval{}, custos.Errorf(custos.CodeInvalidRequest, "requester must be the principal id (sub) of who will detokenize")
 	}
 	e.Reason, e.Ticket, e.Count, e.Detail = a.Justification.Reason, a.Justification.Ticket, len(a.Tokens), "for "+a.Requester
 	if a.Requester == r.Principal.ID {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/custody"
 	"github.com/custos/custos/internal/custody/custodytest"
 )
 
@@ -73,5 +74,20 @@ func TestHistory(t *testing.T) {
 	}
 	if h.AuditIndex <= h.Accesses[len(h.Accesses)-1].Index {
 		t.Fatal("the history request itself was not recorded after the entries it lists")
+	}
+}
+
+// TestJustificationStaysOffPersonalData checks that the fields of a
+// justification that go on the public log cannot carry an address.
+func TestJustificationStaysOffPersonalData(t *testing.T) {
+	env := custodytest.New(t, custodytest.Options{})
+	ctx := context.Background()
+	j := custos.Justification{Reason: "fraud", Text: "review", Ticket: "ada@example.com"}
+	if _, err := env.Service.Detokenize(ctx, staff, custody.Detokenization{Tokens: []string{"tk_x"}, Justification: j, BreakGlass: true}); custos.ErrorCode(err) != custos.CodeInvalidRequest {
+		t.Fatalf("ticket holding an address: %v", err)
+	}
+	j.Ticket = "T-1"
+	if _, err := env.Service.Approve(ctx, staff, custody.ApprovalRequest{Requester: "Ada Lovelace", Tokens: []string{"tk_x"}, Justification: j}); custos.ErrorCode(err) != custos.CodeInvalidRequest {
+		t.Fatalf("requester that is not a principal id: %v", err)
 	}
 }

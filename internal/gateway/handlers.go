@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
@@ -162,6 +163,11 @@ func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cp, err := s.cfg.Log.Checkpoint(r.Context())
+	if errors.Is(err, fs.ErrNotExist) {
+		w.Header().Set("Retry-After", "1")
+		s.problem(w, r, custos.Errorf(custos.CodeUnavailable, "the log has no checkpoint yet; retry shortly"))
+		return
+	}
 	if err != nil {
 		s.problem(w, r, fmt.Errorf("couldn't read checkpoint: %w", err))
 		return
