@@ -145,10 +145,13 @@ func (e *env) auditVerify(ctx context.Context, args []string, report bool) error
 }
 
 func (e *env) auditProve(ctx context.Context, args []string) error {
-	fs := e.flags("audit prove", "custos audit prove --log URL --key FILE --index N")
+	fs := e.flags("audit prove", "custos audit prove --log URL --key FILE --index N [--witness FILE ...] [--quorum N]")
 	logURL := fs.String("log", "", "base URL of the log")
 	keyPath := fs.String("key", "", "the log's verifier key file (log.vkey)")
 	index := fs.Int64("index", -1, "the audit index to prove, as given in Custos-Audit-Index")
+	var witnesses repeated
+	fs.Var(&witnesses, "witness", "a witness's verifier key file (cosignature/v1) that must have cosigned; may be repeated")
+	quorum := fs.Int("quorum", 0, "witness cosignatures required (default: every --witness)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -163,6 +166,40 @@ func (e *env) auditProve(ctx context.Context, args []string) error {
 	p, err := verifier.Prove(ctx, *logURL, v, uint64(*index))
 	if err != nil {
 		return fmt.Errorf("no proof of entry %d: %w", *index, err)
+	}
+	// The log's key alone is the custodian's word: with witnesses, the
+	// checkpoint the proof is against must carry their cosignatures.
+	if len(witnesses) > 0 {
+		ws := []note.Verifier{v}
+		for _, w := range witnesses {
+			k, err := readKeyFile(w)
+			if err != nil {
+				return fmt.Errorf("couldn't read a witness key: %w", err)
+			}
+			wv, err := fnote.NewVerifierForCosignatureV1(k)
+			if err != nil {
+				return fmt.Errorf("%s is not a cosignature/v1 verifier key: %w", w, err)
+			}
+			ws = append(ws, wv)
+		}
+		n, err := note.Open(p.Checkpoint, note.VerifierList(ws...))
+		if err != nil {
+			return fmt.Errorf("the checkpoint of the proof does not verify: %w", err)
+		}
+		cosigners := map[uint32]bool{}
+		for _, sig := range n.Sigs {
+			if sig.Name != v.Name() || sig.Hash != v.KeyHash() {
+				cosigners[sig.Hash] = true
+			}
+		}
+		got := len(cosigners)
+		need := *quorum
+		if need == 0 {
+			need = len(witnesses)
+		}
+		if got < need {
+			return fmt.Errorf("witness quorum not met on the proof's checkpoint: %d of %d", got, need)
+		}
 	}
 	fmt.Fprintf(e.stdout, "entry %d is in the log of size %d (inclusion proof of %d hashes verified)\n%s\n", p.Index, p.Size, len(p.Proof), p.Entry)
 	return nil

@@ -91,6 +91,13 @@ func (l *Log) SetCosignatures(checkpoint []byte, sigs [][]byte) error {
 	}
 }
 
+// ServedCheckpoint returns the checkpoint /log/checkpoint serves, with the
+// witnesses' cosignatures when there are some: proofs for clients are
+// built against it, so that a client can require the witnesses too.
+func (l *Log) ServedCheckpoint(ctx context.Context) ([]byte, error) {
+	return l.servedCheckpoint()
+}
+
 // servedCheckpoint returns the checkpoint to serve: the published one with
 // its cosignatures if it has some; else the cosigned one set within the
 // hold, if it is not smaller than a checkpoint already served; else the

@@ -84,8 +84,9 @@ type server struct {
 type AuditLog interface {
 	// Handler serves the tlog-tiles resources relative to its mount point.
 	Handler() http.Handler
-	// Checkpoint returns the latest signed checkpoint.
-	Checkpoint(ctx context.Context) ([]byte, error)
+	// ServedCheckpoint returns the checkpoint served at /log/checkpoint,
+	// with witness cosignatures when there are some.
+	ServedCheckpoint(ctx context.Context) ([]byte, error)
 	// Prove returns the inclusion proof of index in the tree of size.
 	Prove(ctx context.Context, index, size uint64) ([][]byte, error)
 }

@@ -162,7 +162,7 @@ func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, custos.Errorf(custos.CodeInvalidRequest, "the index must be a non-negative integer"))
 		return
 	}
-	cp, err := s.cfg.Log.Checkpoint(r.Context())
+	cp, err := s.cfg.Log.ServedCheckpoint(r.Context())
 	if errors.Is(err, fs.ErrNotExist) {
 		w.Header().Set("Retry-After", "1")
 		s.problem(w, r, custos.Errorf(custos.CodeUnavailable, "the log has no checkpoint yet; retry shortly"))
