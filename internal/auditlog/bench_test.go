@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
 )
 
 // BenchmarkAppend measures durable appends per second with concurrent
@@ -82,4 +85,48 @@ func benchConfig(b *testing.B) Config {
 		}
 	}
 	return cfg
+}
+
+// BenchmarkTesseraIntegration measures the ceiling of Tessera's POSIX
+// driver alone, without the collector of commit.go: one caller hands it
+// batches of exactly batch entries (so each is flushed by size, never by
+// age) and waits for the batch to be integrated before the next. Anything
+// that makes entries durable ahead of Tessera (a write-ahead log) and feeds
+// them to it later can sustain no more than this rate.
+//
+//	go test ./internal/auditlog/ -run '^$' -bench TesseraIntegration -benchtime 200000x
+func BenchmarkTesseraIntegration(b *testing.B) {
+	for _, batch := range []int{256, 4096, 16384} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			ctx := context.Background()
+			driver, err := posix.New(ctx, posix.Config{Path: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, _ := testKeys(b)
+			opts := tessera.NewAppendOptions().WithCheckpointSigner(s).
+				WithBatching(uint(batch), time.Hour).WithCheckpointInterval(time.Second)
+			app, shutdown, _, err := tessera.NewAppender(ctx, driver, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer shutdown(ctx)
+			data := mustMarshal(b, entry(1))
+			futures := make([]tessera.IndexFuture, batch)
+			b.ResetTimer()
+			start := time.Now()
+			n := 0
+			for ; n < b.N; n += batch {
+				for i := range futures {
+					futures[i] = app.Add(ctx, tessera.NewEntry(data))
+				}
+				for _, f := range futures {
+					if _, err := f(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(n)/time.Since(start).Seconds(), "entries/s")
+		})
+	}
 }
