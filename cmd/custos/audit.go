@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/custos/custos/internal/safefile"
 	"github.com/custos/custos/internal/verifier"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
@@ -121,7 +122,7 @@ func (e *env) auditVerify(ctx context.Context, args []string, report bool) error
 		return fmt.Errorf("the log does not verify: %w", err)
 	}
 	if *statePath != "" {
-		if err := writeFileAtomic(*statePath, res.NewState); err != nil {
+		if err := safefile.Replace(*statePath, res.NewState, 0o600); err != nil {
 			return fmt.Errorf("couldn't save the state: %w", err)
 		}
 	}
@@ -203,26 +204,4 @@ func (e *env) auditProve(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "entry %d is in the log of size %d (inclusion proof of %d hashes verified)\n%s\n", p.Index, p.Size, len(p.Proof), p.Entry)
 	return nil
-}
-
-// writeFileAtomic replaces path with data: a crash leaves the old or the
-// new content, never a mix.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/identity"
 	"github.com/custos/custos/internal/keys"
+	"github.com/custos/custos/internal/safefile"
 	"github.com/custos/custos/internal/starter"
 )
 
@@ -118,7 +119,7 @@ func initDeployment(dir string, p starter.Params) error {
 	if err != nil {
 		return err
 	}
-	if err := writeSecret(filepath.Join(dir, "log.key"), skey+"\n"); err != nil {
+	if err := safefile.Create(filepath.Join(dir, "log.key"), []byte(skey+"\n"), 0o600); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "log.vkey"), []byte(vkey+"\n"), 0o644); err != nil {
@@ -126,21 +127,4 @@ func initDeployment(dir string, p starter.Params) error {
 	}
 	// The config is written last: its presence means the deployment is whole.
 	return os.WriteFile(cfgPath, cfg, 0o644)
-}
-
-// writeSecret writes a new file readable by its owner only.
-func writeSecret(path, data string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("couldn't write %s: %w", filepath.Base(path), err)
-	}
-	if _, err := f.WriteString(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/keys"
+	"github.com/custos/custos/internal/safefile"
 	"github.com/custos/custos/internal/vault"
 )
 
@@ -61,18 +62,7 @@ func (s *shredder) Erased() error {
 	var b [8]byte
 	rand.Read(b[:])
 	name := filepath.Join(s.pending, fmt.Sprintf("%d-%x", time.Now().UnixNano(), b))
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = syncDir(s.pending)
-	}
-	if err != nil {
+	if err := safefile.Create(name, nil, 0o600); err != nil {
 		return err
 	}
 	select {
@@ -80,15 +70,6 @@ func (s *shredder) Erased() error {
 	default:
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // markers returns the pending markers and when the oldest was made.

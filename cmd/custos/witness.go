@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/custos/custos/internal/safefile"
 	"github.com/custos/custos/internal/witness"
 )
 
@@ -52,16 +53,8 @@ func (e *env) witnessKeygen(args []string) error {
 		return err
 	}
 	keyPath := filepath.Join(*dir, "witness.key")
-	f, err := os.OpenFile(keyPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := safefile.Create(keyPath, []byte(skey+"\n"), 0o600); err != nil {
 		return fmt.Errorf("couldn't write the witness key (it is never overwritten): %w", err)
-	}
-	if _, err := f.WriteString(skey + "\n"); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
 	}
 	if err := os.WriteFile(filepath.Join(*dir, "witness.vkey"), []byte(vkey+"\n"), 0o644); err != nil {
 		return err

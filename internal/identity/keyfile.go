@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/custos/custos/internal/safefile"
 )
 
 const maxKeyFile = 64 << 10
@@ -41,19 +43,7 @@ func WritePublicKey(path string, k ed25519.PublicKey) error {
 }
 
 func writeNew(path string, b *pem.Block, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return fmt.Errorf("couldn't create key file: %w", err)
-	}
-	err = pem.Encode(f, b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
+	if err := safefile.Create(path, pem.EncodeToMemory(b), mode); err != nil {
 		return fmt.Errorf("couldn't write key file %s: %w", path, err)
 	}
 	return nil

@@ -11,10 +11,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/custos/custos/internal/aead"
+	"github.com/custos/custos/internal/safefile"
 )
 
 // The keyring file is a JSON object:
@@ -225,62 +225,21 @@ func load(path string) (*ring, error) {
 	return r, nil
 }
 
-// writeFile writes data to path atomically with mode 0600: a temporary file
-// in the same directory is written, synced and then renamed over path (or,
-// with exclusive, linked to path, which fails if path exists), and the
-// directory is synced.
+// writeFile writes data to path atomically with mode 0600, refusing to
+// overwrite a file when exclusive.
 func writeFile(path string, data []byte, exclusive bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".custos-keyring-*")
-	if err != nil {
-		return fmt.Errorf("couldn't write keyring: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := writeSync(f, data); err != nil {
-		return fmt.Errorf("couldn't write keyring: %w", err)
-	}
+	write := safefile.Replace
 	if exclusive {
-		err = os.Link(tmp, path)
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("keyring %s already exists: refusing to overwrite it", path)
-		}
-	} else {
-		err = os.Rename(tmp, path)
+		write = safefile.Create
+	}
+	err := write(path, data, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("keyring %s already exists: refusing to overwrite it", path)
 	}
 	if err != nil {
-		return fmt.Errorf("couldn't write keyring: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("couldn't write keyring: %w", err)
 	}
 	return nil
-}
-
-func writeSync(f *os.File, data []byte) error {
-	err := f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // sameFile reports whether a and b describe the same version of a file:

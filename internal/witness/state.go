@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/custos/custos/internal/safefile"
 )
 
 // The state directory holds one file per log: the latest checkpoint the
@@ -51,34 +53,5 @@ func loadState(dir, origin string) (*checkpoint, error) {
 // one and syncs the directory. When it returns nil the new state survives
 // a crash; when it fails, the old state is intact.
 func storeState(dir, origin string, note []byte) error {
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op once renamed
-	if _, err := f.Write(note); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, statePath(dir, origin)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return safefile.Replace(statePath(dir, origin), note, 0o600)
 }
