@@ -34,6 +34,10 @@ import (
 // AuditEntryVersion is the version of the entry encoding.
 const AuditEntryVersion = 1
 
+// MaxCheckpointSize caps a checkpoint of the audit log, cosignatures
+// included: the log refuses to serve a larger one and verifiers to read it.
+const MaxCheckpointSize = 16 << 10
+
 // MaxAuditEntrySize caps an encoded entry.
 const MaxAuditEntrySize = 16 << 10
 

@@ -8,15 +8,12 @@ import (
 	"io"
 	"time"
 
+	"github.com/custos/custos"
 	"github.com/custos/custos/internal/witness"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 )
-
-// maxCheckpointSize bounds a checkpoint read from disk or handed to
-// SetCosignatures, cosignatures included.
-const maxCheckpointSize = 64 << 10
 
 // cosigned is a checkpoint with the witness cosignatures set for it.
 type cosigned struct {
@@ -63,8 +60,8 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 // verifies them with the witnesses' keys first. It is safe to call
 // concurrently with the handler.
 func (l *Log) SetCosignatures(checkpoint []byte, sigs [][]byte) error {
-	if len(checkpoint) > maxCheckpointSize {
-		return fmt.Errorf("checkpoint larger than %d bytes", maxCheckpointSize)
+	if len(checkpoint) > custos.MaxCheckpointSize {
+		return fmt.Errorf("checkpoint larger than %d bytes", custos.MaxCheckpointSize)
 	}
 	c, err := parseCheckpoint(checkpoint)
 	if err != nil {
@@ -77,8 +74,8 @@ func (l *Log) SetCosignatures(checkpoint []byte, sigs [][]byte) error {
 		checkpoint: bytes.Clone(checkpoint), size: c.Size,
 		served: witness.AttachCosignatures(checkpoint, sigs...), at: time.Now(),
 	}
-	if len(next.served) > maxCheckpointSize {
-		return fmt.Errorf("cosigned checkpoint larger than %d bytes", maxCheckpointSize)
+	if len(next.served) > custos.MaxCheckpointSize {
+		return fmt.Errorf("cosigned checkpoint larger than %d bytes", custos.MaxCheckpointSize)
 	}
 	for {
 		old := l.cosigned.Load()
@@ -108,12 +105,12 @@ func (l *Log) servedCheckpoint() ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	cur, err := io.ReadAll(io.LimitReader(f, maxCheckpointSize+1))
+	cur, err := io.ReadAll(io.LimitReader(f, custos.MaxCheckpointSize+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(cur) > maxCheckpointSize {
-		return nil, fmt.Errorf("checkpoint larger than %d bytes", maxCheckpointSize)
+	if len(cur) > custos.MaxCheckpointSize {
+		return nil, fmt.Errorf("checkpoint larger than %d bytes", custos.MaxCheckpointSize)
 	}
 	c, err := parseCheckpoint(cur)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/custos/custos"
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -56,8 +57,8 @@ type Checkpoint struct {
 // and reports which of witnesses validly cosigned it. A cosignature that
 // does not verify is not counted; it is not an error.
 func openCheckpoint(raw []byte, logKey note.Verifier, origin string, witnesses []note.Verifier) (Checkpoint, error) {
-	if len(raw) > MaxCheckpointSize {
-		return Checkpoint{}, fmt.Errorf("checkpoint larger than %d bytes", MaxCheckpointSize)
+	if len(raw) > custos.MaxCheckpointSize {
+		return Checkpoint{}, fmt.Errorf("checkpoint larger than %d bytes", custos.MaxCheckpointSize)
 	}
 	n, err := note.Open(raw, note.VerifierList(logKey))
 	var unverified *note.UnverifiedNoteError

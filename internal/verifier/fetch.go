@@ -17,8 +17,6 @@ import (
 )
 
 const (
-	// MaxCheckpointSize caps a served checkpoint, cosignatures included.
-	MaxCheckpointSize = 16 << 10
 	// hashSize is the size of a SHA-256 node hash.
 	hashSize = 32
 	// maxTileSize caps a hash tile: 256 hashes.
@@ -102,7 +100,7 @@ func (f *fetcher) get(ctx context.Context, p string, limit int64) ([]byte, error
 }
 
 func (f *fetcher) checkpoint(ctx context.Context) ([]byte, error) {
-	return f.get(ctx, layout.CheckpointPath, MaxCheckpointSize)
+	return f.get(ctx, layout.CheckpointPath, custos.MaxCheckpointSize)
 }
 
 // partialOrFull fetches the partial resource of width p, falling back to

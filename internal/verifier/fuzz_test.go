@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/custos/custos"
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -94,7 +95,7 @@ func FuzzCheckpoint(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(raw) > MaxCheckpointSize || len(cp.Root) != hashSize || cp.Origin != testOrigin || len(cp.Witnesses) > 1 {
+		if len(raw) > custos.MaxCheckpointSize || len(cp.Root) != hashSize || cp.Origin != testOrigin || len(cp.Witnesses) > 1 {
 			t.Fatalf("accepted %q as %+v", raw, cp)
 		}
 		body := log.Checkpoint{Origin: cp.Origin, Size: cp.Size, Hash: cp.Root}.Marshal()
