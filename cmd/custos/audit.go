@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
+	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/safefile"
 	"github.com/custos/custos/internal/verifier"
 	fnote "github.com/transparency-dev/formats/note"
@@ -14,7 +16,7 @@ import (
 )
 
 const auditUse = `custos audit verify --log URL --key FILE [--state FILE] [--witness FILE ...] [--quorum N]
-    custos audit prove --log URL --key FILE --index N
+    custos audit prove --log URL --key FILE --index N [--witness FILE ...] [--quorum N]
     custos audit report --log URL --key FILE [--state FILE] [--format text|json|csv]`
 
 // maxKeyFile caps a key file read.
@@ -43,32 +45,25 @@ type repeated []string
 func (r *repeated) String() string     { return strings.Join(*r, ",") }
 func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }
 
-// readKeyFile returns the one line of a note key file.
+// readKeyFile returns the one line of a key file.
 func readKeyFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	b := make([]byte, maxKeyFile+1)
-	n, _ := f.Read(b)
-	if n > maxKeyFile {
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > maxKeyFile {
 		return "", fmt.Errorf("%s is larger than a key file", path)
 	}
-	return strings.TrimSpace(string(b[:n])), nil
+	return strings.TrimSpace(string(b)), nil
 }
 
-func logVerifier(path string) (note.Verifier, error) {
-	k, err := readKeyFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read the log key: %w", err)
-	}
-	v, err := note.NewVerifier(k)
-	if err != nil {
-		return nil, fmt.Errorf("%s is not a note verifier key: %w", path, err)
-	}
-	return v, nil
-}
+// logVerifier reads the log's verifier key file (log.vkey).
+func logVerifier(path string) (note.Verifier, error) { return auditlog.ReadVerifier(path) }
 
 func (e *env) auditVerify(ctx context.Context, args []string, report bool) error {
 	name, use := "audit verify", "custos audit verify --log URL --key FILE [--state FILE] [--witness FILE ...] [--quorum N]"

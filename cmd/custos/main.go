@@ -27,7 +27,7 @@ Usage:
     custos keys rotate --config DIR/custos.yaml
     custos policy test [--config DIR/custos.yaml] FILE
     custos audit verify --log URL --key FILE [--state FILE] [--witness FILE ...] [--quorum N]
-    custos audit prove --log URL --key FILE --index N
+    custos audit prove --log URL --key FILE --index N [--witness FILE ...] [--quorum N]
     custos audit report --log URL --key FILE [--state FILE] [--format text|json|csv]
     custos witness keygen --name NAME --dir DIR
     custos witness serve --key FILE --log VKEYFILE [--log ...] --state DIR [--listen ADDR]
