@@ -2,6 +2,7 @@ package custos
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -29,6 +30,22 @@ type SealedRecord struct {
 	Clear      []byte // JSON object of the fields of unsealed classes
 	Sealed     []byte // vault ciphertext of the protected fields; nil when there are none
 	UpdatedAt  time.Time
+}
+
+// CheckRefs returns an error if a ref does not belong to r or lacks what a
+// Store must keep: every PutRecord implementation refuses such refs, since
+// a ref pointing to another record would outlive that record's next
+// replacement.
+func (r SealedRecord) CheckRefs(refs []TokenRef) error {
+	for _, x := range refs {
+		if x.Subject != r.Subject || x.Collection != r.Collection || x.Record != r.ID {
+			return errors.New("couldn't put record: a token ref points to another record")
+		}
+		if len(x.Index) == 0 || x.KEKID == "" || len(x.Sealed) == 0 {
+			return errors.New("couldn't put record: a token ref lacks its index, KEK or sealed token")
+		}
+	}
+	return nil
 }
 
 // TokenRef says where a token handed to an audience points: the field of a

@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/custos/custos"
@@ -68,7 +67,6 @@ type Config struct {
 // Service runs requests. It is safe for concurrent use.
 type Service struct {
 	cfg    Config
-	schema atomic.Pointer[schema.Schema]
 	log    *slog.Logger
 	grants *grants
 }
@@ -89,12 +87,11 @@ func New(cfg Config) (*Service, error) {
 		cfg.MaxDetokenize = 100
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, grants: newGrants()}
-	s.schema.Store(cfg.Schema)
 	return s, nil
 }
 
 // Schema returns the schema in force.
-func (s *Service) Schema() *schema.Schema { return s.schema.Load() }
+func (s *Service) Schema() *schema.Schema { return s.cfg.Schema }
 
 // Logger returns the service's logger.
 func (s *Service) Logger() *slog.Logger { return s.log }

@@ -270,7 +270,7 @@ func (s *Store) Subject(ctx context.Context, id string) (custos.StoredSubject, e
 
 // PutRecord implements custos.Store. It refuses refs that do not point to r.
 func (s *Store) PutRecord(ctx context.Context, r custos.SealedRecord, refs []custos.TokenRef) (created bool, err error) {
-	if err := checkRefs(r, refs); err != nil {
+	if err := r.CheckRefs(refs); err != nil {
 		return false, err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
@@ -325,21 +325,6 @@ func replaceRefs(ctx context.Context, tx *sql.Tx, r custos.SealedRecord, refs []
 	for _, x := range refs {
 		if _, err := stmt.ExecContext(ctx, x.Index, x.KEKID, x.Audience, x.Subject, x.Collection, x.Record, x.Field, x.Sealed); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// checkRefs returns an error if a ref does not point to r, which would
-// outlive r's next replacement, or lacks its index, KEK or sealed token,
-// without which it could be neither found nor indexed again.
-func checkRefs(r custos.SealedRecord, refs []custos.TokenRef) error {
-	for _, x := range refs {
-		if x.Subject != r.Subject || x.Collection != r.Collection || x.Record != r.ID {
-			return errors.New("couldn't put record: a token ref points to another record")
-		}
-		if len(x.Index) == 0 || x.KEKID == "" || len(x.Sealed) == 0 {
-			return errors.New("couldn't put record: a token ref lacks its index, KEK or sealed token")
 		}
 	}
 	return nil
