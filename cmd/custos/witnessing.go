@@ -14,7 +14,6 @@ import (
 	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/witness"
-	tlog "github.com/transparency-dev/formats/log"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -191,7 +190,7 @@ func (w *witnessing) submit(ctx context.Context, p *peer, cp []byte) error {
 	if bytes.Equal(cp, p.cosigned) {
 		return nil
 	}
-	size, err := checkpointSize(cp)
+	size, err := auditlog.CheckpointSize(cp)
 	if err != nil {
 		return err
 	}
@@ -259,17 +258,4 @@ func verifyCosignatures(cp []byte, sigs [][]byte, v note.Verifier) ([][]byte, er
 		lines[i] = fmt.Appendf(nil, "\u2014 %s %s\n", s.Name, s.Base64)
 	}
 	return lines, nil
-}
-
-// checkpointSize returns the tree size of a signed checkpoint of the log.
-func checkpointSize(cp []byte) (uint64, error) {
-	i := bytes.Index(cp, []byte("\n\n"))
-	if i < 0 {
-		return 0, errors.New("malformed audit checkpoint")
-	}
-	var c tlog.Checkpoint
-	if _, err := c.Unmarshal(cp[:i+1]); err != nil {
-		return 0, fmt.Errorf("malformed audit checkpoint: %w", err)
-	}
-	return c.Size, nil
 }

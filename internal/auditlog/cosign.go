@@ -88,33 +88,28 @@ func (l *Log) SetCosignatures(checkpoint []byte, sigs [][]byte) error {
 	}
 }
 
-// ServedCheckpoint returns the checkpoint /log/checkpoint serves, with the
-// witnesses' cosignatures when there are some: proofs for clients are
-// built against it, so that a client can require the witnesses too.
-func (l *Log) ServedCheckpoint(ctx context.Context) ([]byte, error) {
-	return l.servedCheckpoint()
-}
-
-// servedCheckpoint returns the checkpoint to serve: the published one with
-// its cosignatures if it has some; else the cosigned one set within the
-// hold, if it is not smaller than a checkpoint already served; else the
-// published one, bare.
-func (l *Log) servedCheckpoint() ([]byte, error) {
+// ServedCheckpoint returns the checkpoint /log/checkpoint serves and its
+// tree size: the published one with its cosignatures if it has some; else
+// the cosigned one set within the hold, if it is not smaller than a
+// checkpoint already served; else the published one, bare. Proofs for
+// clients are built against it, so that a client can require the
+// witnesses too.
+func (l *Log) ServedCheckpoint(context.Context) ([]byte, uint64, error) {
 	f, err := l.root.Open(layout.CheckpointPath)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	cur, err := io.ReadAll(io.LimitReader(f, custos.MaxCheckpointSize+1))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(cur) > custos.MaxCheckpointSize {
-		return nil, fmt.Errorf("checkpoint larger than %d bytes", custos.MaxCheckpointSize)
+		return nil, 0, fmt.Errorf("checkpoint larger than %d bytes", custos.MaxCheckpointSize)
 	}
 	c, err := parseCheckpoint(cur)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out, size := cur, c.Size
 	if cs := l.cosigned.Load(); cs != nil {
@@ -128,9 +123,19 @@ func (l *Log) servedCheckpoint() ([]byte, error) {
 	for {
 		s := l.served.Load()
 		if s >= size || l.served.CompareAndSwap(s, size) {
-			return out, nil
+			return out, size, nil
 		}
 	}
+}
+
+// CheckpointSize returns the tree size of a signed checkpoint of the log,
+// without verifying its signature.
+func CheckpointSize(signed []byte) (uint64, error) {
+	c, err := parseCheckpoint(signed)
+	if err != nil {
+		return 0, err
+	}
+	return c.Size, nil
 }
 
 // parseCheckpoint parses the text of a signed checkpoint note. It does not

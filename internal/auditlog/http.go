@@ -78,7 +78,7 @@ func (l *Log) serve(w http.ResponseWriter, r *http.Request) {
 // sends no Last-Modified: cosignatures change the body without changing
 // the file, so a client must never be told its copy is current by date.
 func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
-	cp, err := l.servedCheckpoint()
+	cp, _, err := l.ServedCheckpoint(r.Context())
 	if errors.Is(err, fs.ErrNotExist) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return

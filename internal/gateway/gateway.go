@@ -85,8 +85,8 @@ type AuditLog interface {
 	// Handler serves the tlog-tiles resources relative to its mount point.
 	Handler() http.Handler
 	// ServedCheckpoint returns the checkpoint served at /log/checkpoint,
-	// with witness cosignatures when there are some.
-	ServedCheckpoint(ctx context.Context) ([]byte, error)
+	// with witness cosignatures when there are some, and its tree size.
+	ServedCheckpoint(ctx context.Context) ([]byte, uint64, error)
 	// Prove returns the inclusion proof of index in the tree of size.
 	Prove(ctx context.Context, index, size uint64) ([][]byte, error)
 }

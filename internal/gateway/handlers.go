@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/custos/custos"
@@ -162,7 +161,7 @@ func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, custos.Errorf(custos.CodeInvalidRequest, "the index must be a non-negative integer"))
 		return
 	}
-	cp, err := s.cfg.Log.ServedCheckpoint(r.Context())
+	cp, size, err := s.cfg.Log.ServedCheckpoint(r.Context())
 	if errors.Is(err, fs.ErrNotExist) {
 		w.Header().Set("Retry-After", "1")
 		s.problem(w, r, custos.Errorf(custos.CodeUnavailable, "the log has no checkpoint yet; retry shortly"))
@@ -170,11 +169,6 @@ func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.problem(w, r, fmt.Errorf("couldn't read checkpoint: %w", err))
-		return
-	}
-	size, ok := checkpointSize(cp)
-	if !ok {
-		s.problem(w, r, errors.New("malformed checkpoint"))
 		return
 	}
 	if idx >= size {
@@ -193,16 +187,6 @@ func (s *server) proof(w http.ResponseWriter, r *http.Request) {
 		Proof      [][]byte `json:"proof"`
 		Checkpoint string   `json:"checkpoint"`
 	}{idx, size, hashes, string(cp)})
-}
-
-// checkpointSize reads the tree size, the second line of a checkpoint.
-func checkpointSize(cp []byte) (uint64, bool) {
-	lines := strings.SplitN(string(cp), "\n", 3)
-	if len(lines) < 3 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(lines[1], 10, 64)
-	return n, err == nil
 }
 
 // accesses lists the audit entries about a subject, with their indexes, to
