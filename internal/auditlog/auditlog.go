@@ -4,16 +4,20 @@
 // checkpoints (C2SP tlog-checkpoint, Ed25519) whose origin line names the
 // deployment. Each leaf is exactly the bytes of custos.MarshalAuditEntry.
 //
-// Durability: Record returns an index only once the entry, the hash tiles
-// above it and the tree state that counts it have been written with O_SYNC
-// and their directories fsynced. An acknowledged entry survives a crash of
-// the process or the machine; a checkpoint committing to it is published
-// within about one checkpoint interval, after a restart if need be.
+// Durability: Record returns an index only once the entry is on the log's
+// write-ahead log (see wal.go) and synced, which fixes its index; Tessera
+// then integrates it at that index, writing the entry bundles, the hash
+// tiles and the tree state that counts it. An acknowledged entry survives
+// a crash of the process or the machine: Open integrates what the WAL holds
+// beyond the tree. A checkpoint committing to it is published within about
+// one checkpoint interval, after a restart if need be.
 //
-// Group commit: Records waiting while the appender is busy go together as
-// the next batch, which is written as soon as the appender is free (at most
-// two batches are with it at once); a lone Record waits for BatchMaxAge plus
-// one write, never for a batch to fill.
+// Group commit: Records waiting while the WAL is being synced go together
+// as the next group, written and synced at once as soon as the previous
+// sync returns; a lone Record waits for one write and one sync, never for
+// a group to fill. Tessera integrates behind the WAL in batches of up to
+// integrateBatch entries; Record waits when more than maxBacklog entries
+// are not yet integrated.
 //
 // Fail closed: any error from Record means the entry may not be on the log
 // and the data it covers must not be released. Once a write fails, the log
@@ -55,12 +59,13 @@ import (
 
 // Defaults applied when Config leaves a field zero.
 const (
-	// DefaultBatchMaxSize caps the entries of one sequencing write.
+	// DefaultBatchMaxSize caps the entries of one WAL write.
 	DefaultBatchMaxSize = 4096
-	// DefaultBatchMaxAge is how long the appender waits, after the first
-	// entry of a batch is handed to it, before writing the batch. Entries
-	// are handed over together (see commit), so this only needs to cover
-	// handing over one batch; a lone Record pays it once.
+	// DefaultBatchMaxAge is how long Tessera waits, after the first entry
+	// of an integration batch is handed to it, before integrating the
+	// batch. Entries are handed over together (see integrate), so this only
+	// needs to cover handing over one batch. It delays checkpoints, not
+	// Record.
 	DefaultBatchMaxAge = 250 * time.Microsecond
 	// DefaultCheckpointInterval is how often a new checkpoint is signed
 	// while the log grows.
@@ -90,8 +95,9 @@ type Config struct {
 	Origin string
 	// Signer signs checkpoints.
 	Signer note.Signer
-	// BatchMaxSize and BatchMaxAge bound a sequencing batch; zero means
-	// DefaultBatchMaxSize and DefaultBatchMaxAge.
+	// BatchMaxSize caps the entries of one WAL write and BatchMaxAge is
+	// Tessera's batching age; zero means DefaultBatchMaxSize and
+	// DefaultBatchMaxAge.
 	BatchMaxSize int
 	BatchMaxAge  time.Duration
 	// CheckpointInterval is how often a checkpoint is published while the
@@ -116,16 +122,31 @@ type Log struct {
 	reader   tessera.LogReader
 	shutdown func(context.Context) error
 	stop     context.CancelFunc
-	maxBatch int
+	maxBatch int // entries per WAL write
 
 	reqs    chan request
-	slots   chan struct{}  // one per batch handed to the appender and not yet answered
-	quit    chan struct{}  // closed by Close
-	stopped chan struct{}  // closed when the committer has answered every request it took
-	batches sync.WaitGroup // batches not yet answered
+	quit    chan struct{} // closed by Close
+	stopped chan struct{} // closed when the writer has answered every request it took
 	once    sync.Once
 
-	size   atomic.Uint64 // one more than the highest acknowledged index
+	// Owned by the writer (commit).
+	wal  walWriter
+	next uint64 // index of the next entry written
+
+	// Between the writer and the integrator.
+	mu           sync.Mutex
+	wake         chan struct{} // pending grew or the writer stopped
+	urgent       chan struct{} // someone waits for an entry to be integrated
+	pending      []walRecord   // on the WAL, not yet handed to Tessera
+	pendingSince time.Time     // when the oldest pending entry was written
+	integrated   uint64        // entries integrated into the tree
+	progress     chan struct{} // closed and replaced when integrated grows or the log fails
+	writerDone   bool
+	rotated      atomic.Bool   // the writer began a segment
+	leftover     bool          // integrator only: segments were left to remove
+	integrating  chan struct{} // closed when the integrator stops
+
+	size   atomic.Uint64 // entries acknowledged: one more than the highest index
 	failed atomic.Pointer[error]
 
 	origin   string
@@ -229,7 +250,7 @@ func open(ctx context.Context, cfg Config, lock *os.File) (*Log, error) {
 	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(cfg.Signer).
-		WithBatching(uint(cfg.BatchMaxSize), cfg.BatchMaxAge).
+		WithBatching(integrateBatch, cfg.BatchMaxAge).
 		WithCheckpointInterval(cfg.CheckpointInterval).
 		WithShutdownTimeout(2*cfg.CheckpointInterval + 5*time.Second)
 	// The appender's background work outlives ctx: it stops with Close.
@@ -245,20 +266,58 @@ func open(ctx context.Context, cfg Config, lock *os.File) (*Log, error) {
 		add: app.Add, reader: reader, shutdown: shutdown, stop: stop,
 		maxBatch: cfg.BatchMaxSize,
 		origin:   cfg.Origin, hold: cfg.CosignedHold,
-		reqs:    make(chan request, cfg.BatchMaxSize),
-		slots:   make(chan struct{}, pipelineDepth),
-		quit:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		reqs:        make(chan request, cfg.BatchMaxSize),
+		quit:        make(chan struct{}),
+		stopped:     make(chan struct{}),
+		progress:    make(chan struct{}),
+		wake:        make(chan struct{}, 1),
+		urgent:      make(chan struct{}, 1),
+		integrating: make(chan struct{}),
+		wal:         walWriter{root: root},
 	}
-	size, err := reader.IntegratedSize(ctx)
-	if err != nil {
+	if err := l.recover(ctx); err != nil {
+		shutdown(context.Background())
 		stop()
 		root.Close()
-		return nil, fmt.Errorf("couldn't read audit log size: %w", err)
+		return nil, err
 	}
-	l.size.Store(size)
 	go l.commit()
+	go l.integrate()
 	return l, nil
+}
+
+// recover integrates the entries the WAL holds beyond the tree, which a
+// crash kept Tessera from integrating, and removes the WAL segments the
+// tree now covers.
+func (l *Log) recover(ctx context.Context) error {
+	size, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return fmt.Errorf("couldn't read audit log size: %w", err)
+	}
+	pending, cut, err := recoverWAL(l.root, size)
+	if err != nil {
+		return err
+	}
+	if cut > 0 {
+		l.logger.Warn("audit WAL: cut a torn write left by a crash (never acknowledged)", slog.Int64("bytes", cut))
+	}
+	if len(pending) > 0 {
+		l.logger.Info("audit WAL: integrating entries written before a crash", slog.Int("entries", len(pending)), slog.Uint64("from", size))
+	}
+	for len(pending) > 0 {
+		n := min(len(pending), integrateBatch)
+		if err := l.integrateRound(pending[:n]); err != nil {
+			return fmt.Errorf("couldn't integrate the audit WAL: %w", err)
+		}
+		pending = pending[n:]
+	}
+	l.next = max(size, l.integrated)
+	l.integrated = l.next
+	l.size.Store(l.next)
+	if _, err := removeIntegrated(l.root, l.next, l.next); err != nil {
+		return err
+	}
+	return nil
 }
 
 // Err returns why Record fails now: the first storage failure, after which
@@ -276,21 +335,28 @@ func (l *Log) Err() error {
 	}
 }
 
-// Size returns the number of entries known to be on the log: one more than
-// the highest index acknowledged since Open, or the size at Open.
+// Size returns the number of entries acknowledged: one more than the
+// highest index Record returned since Open, or the size at Open.
 func (l *Log) Size() uint64 {
 	return l.size.Load()
 }
 
-// Close stops accepting entries, waits (boundedly) for a checkpoint that
-// commits to every acknowledged entry, and releases the directory.
+// Close stops accepting entries, integrates every acknowledged one, waits
+// (boundedly) for a checkpoint that commits to them, and releases the
+// directory.
 func (l *Log) Close() error {
 	var err error
 	l.once.Do(func() {
 		close(l.quit)
 		<-l.stopped
+		<-l.integrating
 		if e := l.shutdown(context.Background()); e != nil && l.failed.Load() == nil {
 			err = fmt.Errorf("couldn't publish a final audit checkpoint: %w", e)
+		}
+		if l.failed.Load() == nil {
+			if _, e := removeIntegrated(l.root, l.integrated, l.next); e != nil {
+				l.logger.Warn("couldn't remove integrated audit WAL segments", slog.Any("err", e))
+			}
 		}
 		l.close()
 	})

@@ -4,22 +4,32 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/custos/custos"
 	"github.com/transparency-dev/tessera"
 )
 
-// pipelineDepth is how many batches may be with the appender at once: one
-// being written and the next one waiting. Entries arriving meanwhile wait
-// in Log.reqs and then go together, so a slow write makes the next batch
-// larger instead of queueing many small ones behind it.
-const pipelineDepth = 2
+const (
+	// integrateBatch caps the entries handed to Tessera at once: large
+	// batches are what make its integration cheap per entry.
+	integrateBatch = 16384
+	// maxBacklog caps the entries written to the WAL and not yet
+	// integrated; past it Record waits for Tessera. It bounds the memory
+	// held for integration and how far checkpoints lag behind.
+	maxBacklog = 4 * integrateBatch
+	// integrateAge is how long entries may wait for others before Tessera
+	// integrates them; checkpoints come once a second anyway.
+	integrateAge = 100 * time.Millisecond
+)
 
 var _ custos.Auditor = (*Log)(nil)
 
 type request struct {
-	entry *tessera.Entry
+	data  []byte
 	reply chan result // buffered: answering never blocks
 }
 
@@ -28,8 +38,8 @@ type result struct {
 	err   error
 }
 
-// Record appends e and returns its index once it is durably sequenced and
-// integrated into the tree. It waits at most until ctx is done; an error
+// Record appends e and returns its index once it is durable on the WAL,
+// where it keeps that index. It waits at most until ctx is done; an error
 // means the entry may not be on the log.
 func (l *Log) Record(ctx context.Context, e custos.AuditEntry) (uint64, error) {
 	data, err := custos.MarshalAuditEntry(e)
@@ -39,7 +49,7 @@ func (l *Log) Record(ctx context.Context, e custos.AuditEntry) (uint64, error) {
 	if err := l.Err(); err != nil {
 		return 0, err
 	}
-	r := request{entry: tessera.NewEntry(data), reply: make(chan result, 1)}
+	r := request{data: data, reply: make(chan result, 1)}
 	select {
 	case l.reqs <- r:
 	case <-l.quit:
@@ -54,7 +64,7 @@ func (l *Log) Record(ctx context.Context, e custos.AuditEntry) (uint64, error) {
 	case <-ctx.Done():
 		return 0, fmt.Errorf("audit entry not confirmed durable: %w", ctx.Err())
 	case <-l.stopped:
-		// A request the committer never took was never written.
+		// A request the writer never took was never written.
 		select {
 		case res := <-r.reply:
 			return res.index, res.err
@@ -64,24 +74,27 @@ func (l *Log) Record(ctx context.Context, e custos.AuditEntry) (uint64, error) {
 	}
 }
 
-// commit takes the waiting requests as one batch whenever the appender has
-// room for one, until Close.
+// commit writes the waiting requests to the WAL as one group, with one
+// sync, whenever the previous group is written: requests arriving during a
+// sync go together in the next one. It stops at Close, answering what it
+// did not write with ErrClosed.
 func (l *Log) commit() {
-	defer close(l.stopped)
-	defer l.batches.Wait()
+	defer func() {
+		l.wal.close()
+		l.mu.Lock()
+		l.writerDone = true
+		l.mu.Unlock()
+		signal(l.wake)
+		close(l.stopped)
+	}()
+	batch := make([]request, 0, l.maxBatch)
+	data := make([][]byte, 0, l.maxBatch)
 	for {
-		select {
-		case l.slots <- struct{}{}:
-		case <-l.quit:
-			l.drain()
-			return
-		}
-		var batch []request
+		batch = batch[:0]
 		select {
 		case r := <-l.reqs:
-			batch = append(make([]request, 0, min(len(l.reqs)+1, l.maxBatch)), r)
+			batch = append(batch, r)
 		case <-l.quit:
-			<-l.slots
 			l.drain()
 			return
 		}
@@ -94,65 +107,216 @@ func (l *Log) commit() {
 				break fill
 			}
 		}
-		l.send(batch)
+		if !l.waitBacklog(len(batch)) {
+			answer(batch, 0, ErrClosed)
+			l.drain()
+			return
+		}
+		data = data[:0]
+		for _, r := range batch {
+			data = append(data, r.data)
+		}
+		first, err := l.write(data)
+		answer(batch, first, err)
 	}
 }
 
-// send hands batch to the appender and answers it, in the background, once
-// the appender resolved every entry; then it frees the batch's slot.
-func (l *Log) send(batch []request) {
-	if p := l.failed.Load(); p != nil {
-		for _, r := range batch {
-			r.reply <- result{err: *p}
+// answer replies to a group written from index first, or with err.
+func answer(batch []request, first uint64, err error) {
+	for i, r := range batch {
+		if err != nil {
+			r.reply <- result{err: err}
+		} else {
+			r.reply <- result{index: first + uint64(i)}
 		}
-		<-l.slots
-		return
+	}
+}
+
+// testHookWrite, when set, runs before each WAL write.
+var testHookWrite atomic.Pointer[func()]
+
+// write appends data to the WAL and queues it for integration, returning
+// the index of its first entry.
+func (l *Log) write(data [][]byte) (uint64, error) {
+	if hook := testHookWrite.Load(); hook != nil {
+		(*hook)()
+	}
+	if p := l.failed.Load(); p != nil {
+		return 0, *p
 	}
 	if err := l.probe(); err != nil {
-		err = fmt.Errorf("audit log failed: %w", err)
-		if l.failed.CompareAndSwap(nil, &err) {
-			l.logger.Error("audit log failed: refusing every entry until restarted", slog.Any("err", err))
-		}
-		for _, r := range batch {
-			r.reply <- result{err: *l.failed.Load()}
-		}
-		<-l.slots
-		return
+		return 0, l.fail(err)
 	}
-	futures := make([]tessera.IndexFuture, len(batch))
-	for i, r := range batch {
-		futures[i] = l.add(context.Background(), r.entry)
+	if l.wal.f == nil {
+		if err := l.wal.startSegment(l.next); err != nil {
+			return 0, l.fail(err)
+		}
+		l.rotated.Store(true)
 	}
-	l.batches.Add(1)
-	go func() {
-		defer l.batches.Done()
-		res := make([]result, len(futures))
-		for i, f := range futures {
-			res[i].index, res[i].err = l.resolve(f)
-		}
-		<-l.slots
-		for i, r := range batch {
-			r.reply <- res[i]
-		}
-	}()
+	full, err := l.wal.write(l.next, data)
+	if err != nil {
+		return 0, l.fail(err)
+	}
+	if full {
+		l.wal.close()
+	}
+	first := l.next
+	l.next += uint64(len(data))
+	l.mu.Lock()
+	if len(l.pending) == 0 {
+		l.pendingSince = time.Now()
+	}
+	for i, d := range data {
+		l.pending = append(l.pending, walRecord{index: first + uint64(i), data: d})
+	}
+	l.mu.Unlock()
+	signal(l.wake)
+	l.size.Store(l.next)
+	return first, nil
 }
 
-// resolve waits for f and records a storage failure.
-func (l *Log) resolve(f tessera.IndexFuture) (uint64, error) {
-	idx, err := f()
-	if err != nil {
-		err = fmt.Errorf("audit log failed: %w", err)
-		if l.failed.CompareAndSwap(nil, &err) {
-			l.logger.Error("audit log failed: refusing every entry until restarted", slog.Any("err", err))
-		}
-		return 0, *l.failed.Load()
-	}
+// waitBacklog waits until n more entries keep the backlog within
+// maxBacklog. It returns false if the log closes first.
+func (l *Log) waitBacklog(n int) bool {
 	for {
-		n := l.size.Load()
-		if n > idx.Index || l.size.CompareAndSwap(n, idx.Index+1) {
-			return idx.Index, nil
+		l.mu.Lock()
+		ok := l.next+uint64(n) <= l.integrated+maxBacklog || l.failed.Load() != nil
+		progress := l.progress
+		l.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-progress:
+		case <-l.quit:
+			return false
 		}
 	}
+}
+
+// integrate hands the WAL's entries to Tessera, in order, until the writer
+// has stopped and every entry it wrote is integrated, or Tessera fails.
+// It lets entries gather for up to integrateAge, or until a full batch, so
+// that Tessera writes few large batches: each batch rewrites the partial
+// bundle and tiles at the tree's edge and syncs every file it writes, and
+// many small ones would take the disk from the WAL. Someone waiting to read
+// an entry cuts the wait short.
+func (l *Log) integrate() {
+	defer close(l.integrating)
+	timer := time.NewTimer(integrateAge)
+	timer.Stop()
+	for {
+		l.mu.Lock()
+		n, done, since := len(l.pending), l.writerDone, l.pendingSince
+		l.mu.Unlock()
+		if n == 0 && done {
+			return
+		}
+		if wait := integrateAge - time.Since(since); n == 0 || (n < integrateBatch && !done && wait > 0) {
+			if n > 0 {
+				timer.Reset(wait)
+			}
+			select {
+			case <-l.wake:
+				timer.Stop()
+				continue
+			case <-timer.C:
+			case <-l.urgent:
+				timer.Stop()
+			}
+		}
+		l.mu.Lock()
+		n = min(len(l.pending), integrateBatch)
+		recs := l.pending[:n:n]
+		l.pending = l.pending[n:]
+		l.pendingSince = time.Now()
+		l.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		if err := l.integrateRound(recs); err != nil {
+			l.fail(err)
+			return
+		}
+		if l.rotated.Swap(false) || l.leftover {
+			left, err := removeIntegrated(l.root, recs[n-1].index+1, math.MaxUint64)
+			if err != nil {
+				l.logger.Warn("couldn't remove integrated audit WAL segments", slog.Any("err", err))
+			}
+			l.leftover = left > 1
+		}
+	}
+}
+
+// integrateRound hands recs to Tessera and waits until it has integrated
+// them, each at the index the WAL gave it.
+func (l *Log) integrateRound(recs []walRecord) error {
+	// Tessera v1.0.4 panics when it cannot lock its state: check first.
+	if err := l.probe(); err != nil {
+		return err
+	}
+	futures := make([]tessera.IndexFuture, len(recs))
+	for i, r := range recs {
+		futures[i] = l.add(context.Background(), tessera.NewEntry(r.data))
+	}
+	for i, f := range futures {
+		idx, err := f()
+		if err != nil {
+			return fmt.Errorf("couldn't integrate audit entries: %w", err)
+		}
+		if idx.Index != recs[i].index {
+			return fmt.Errorf("audit entry %d was integrated at index %d", recs[i].index, idx.Index)
+		}
+	}
+	l.mu.Lock()
+	l.integrated = recs[len(recs)-1].index + 1
+	close(l.progress)
+	l.progress = make(chan struct{})
+	l.mu.Unlock()
+	return nil
+}
+
+// waitIntegrated waits until the first n entries are integrated, or the
+// integration stops.
+func (l *Log) waitIntegrated(ctx context.Context, n uint64) error {
+	for {
+		l.mu.Lock()
+		done, progress := l.integrated >= n, l.progress
+		l.mu.Unlock()
+		if done {
+			return nil
+		}
+		signal(l.urgent)
+		select {
+		case <-progress:
+		case <-l.integrating:
+			return fmt.Errorf("audit entries below %d are not integrated: %w", n, l.Err())
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// signal wakes whoever waits on c, or leaves the wake-up for them.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// fail records the log's first failure and returns it; the log refuses
+// every entry from then on.
+func (l *Log) fail(err error) error {
+	err = fmt.Errorf("audit log failed: %w", err)
+	if l.failed.CompareAndSwap(nil, &err) {
+		l.logger.Error("audit log failed: refusing every entry until restarted", slog.Any("err", err))
+		l.mu.Lock()
+		close(l.progress)
+		l.progress = make(chan struct{})
+		l.mu.Unlock()
+	}
+	return *l.failed.Load()
 }
 
 // drain answers the requests queued when Close was called.
@@ -174,7 +338,9 @@ const treeStateLock = ".state/treeState.lock"
 // probe opens the file Tessera locks before each batch, as it does. Tessera
 // v1.0.4 panics when it cannot (a log directory made read-only, a full
 // disk), which would take the whole server down; probing first turns that
-// into a failed log, and requests into 503 audit_unavailable.
+// into a failed log, and requests into 503 audit_unavailable. The WAL
+// writer probes too, so that a directory made unwritable fails the next
+// request rather than only the integration behind it.
 func (l *Log) probe() error {
 	return probeLock(l.root)
 }

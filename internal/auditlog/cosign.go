@@ -31,7 +31,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, 
 	if from > to {
 		return nil, fmt.Errorf("consistency proof from %d to %d is reversed", from, to)
 	}
-	n, err := l.integrated(ctx)
+	n, err := l.treeSize(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -25,9 +25,9 @@ func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
 	return cp, nil
 }
 
-// integrated returns the size of the tree on disk, which may be ahead of
-// the published checkpoint.
-func (l *Log) integrated(ctx context.Context) (uint64, error) {
+// treeSize returns the size of the tree on disk, which may be ahead of the
+// published checkpoint.
+func (l *Log) treeSize(ctx context.Context) (uint64, error) {
 	n, err := l.reader.IntegratedSize(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("couldn't read audit log size: %w", err)
@@ -41,7 +41,7 @@ func (l *Log) Prove(ctx context.Context, index, treeSize uint64) ([][]byte, erro
 	if index >= treeSize {
 		return nil, fmt.Errorf("audit index %d is not below tree size %d", index, treeSize)
 	}
-	n, err := l.integrated(ctx)
+	n, err := l.treeSize(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -105,12 +105,17 @@ func (l *Log) readWiderTile(level, index uint64, p uint8) ([]byte, error) {
 
 // Entries calls yield with each entry of index from (inclusive) to to
 // (exclusive), in order, until yield returns false. The range must lie
-// within the integrated tree.
+// within the acknowledged entries; Entries waits for them to be integrated.
 func (l *Log) Entries(ctx context.Context, from, to uint64, yield func(index uint64, entry []byte) bool) error {
 	if from > to {
 		return fmt.Errorf("audit range [%d, %d) is reversed", from, to)
 	}
-	n, err := l.integrated(ctx)
+	if to <= l.Size() {
+		if err := l.waitIntegrated(ctx, to); err != nil {
+			return err
+		}
+	}
+	n, err := l.treeSize(ctx)
 	if err != nil {
 		return err
 	}

@@ -106,8 +106,9 @@ type AuditLog struct {
 	Key string `yaml:"key"`
 	// Origin is the checkpoints' origin line, naming the deployment.
 	Origin string `yaml:"origin"`
-	// BatchMaxAge bounds how long an entry waits for others to share its
-	// write: it is the added latency of a lone request.
+	// BatchMaxAge bounds how long Tessera waits for entries to fill a
+	// batch once the first is handed to it. Requests do not wait for it:
+	// they wait for the log's write-ahead file only.
 	BatchMaxAge Duration `yaml:"batch_max_age,omitempty"`
 	// CheckpointInterval is how often a new checkpoint is signed.
 	CheckpointInterval Duration `yaml:"checkpoint_interval,omitempty"`
