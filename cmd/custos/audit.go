@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
 	"github.com/custos/custos/internal/auditlog"
+	"github.com/custos/custos/internal/notekey"
 	"github.com/custos/custos/internal/safefile"
 	"github.com/custos/custos/internal/verifier"
 	fnote "github.com/transparency-dev/formats/note"
@@ -18,9 +18,6 @@ import (
 const auditUse = `custos audit verify --log URL --key FILE [--state FILE] [--witness FILE ...] [--quorum N]
     custos audit prove --log URL --key FILE --index N [--witness FILE ...] [--quorum N]
     custos audit report --log URL --key FILE [--state FILE] [--format text|json|csv]`
-
-// maxKeyFile caps a key file read.
-const maxKeyFile = 4 << 10
 
 func (e *env) audit(ctx context.Context, args []string) error {
 	if len(args) == 0 {
@@ -45,22 +42,8 @@ type repeated []string
 func (r *repeated) String() string     { return strings.Join(*r, ",") }
 func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }
 
-// readKeyFile returns the one line of a key file.
-func readKeyFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return "", err
-	}
-	if len(b) > maxKeyFile {
-		return "", fmt.Errorf("%s is larger than a key file", path)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
+// readKeyFile returns the one line of a public key file.
+func readKeyFile(path string) (string, error) { return notekey.Read(path, "key file", false) }
 
 // logVerifier reads the log's verifier key file (log.vkey).
 func logVerifier(path string) (note.Verifier, error) { return auditlog.ReadVerifier(path) }

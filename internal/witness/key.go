@@ -3,9 +3,8 @@ package witness
 import (
 	"crypto/rand"
 	"fmt"
-	"os"
-	"strings"
 
+	"github.com/custos/custos/internal/notekey"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -41,18 +40,11 @@ func GenerateKey(name string) (skey, vkey string, err error) {
 // system clock. It refuses a file that its group or others may read or
 // write. Errors never include the key.
 func ReadSigner(path string) (note.Signer, error) {
-	fi, err := os.Stat(path)
+	text, err := notekey.Read(path, "witness key", true)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read witness key: %w", err)
+		return nil, err
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("witness key %s has mode %v: make it readable by its owner only (chmod 600)", path, perm)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read witness key: %w", err)
-	}
-	s, err := fnote.NewSignerForCosignatureV1(strings.TrimSpace(string(b)))
+	s, err := fnote.NewSignerForCosignatureV1(text)
 	if err != nil {
 		return nil, fmt.Errorf("witness key %s is not an Ed25519 note signer key", path)
 	}
