@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/custos/custos/internal/sandbox"
 	"k8s.io/klog/v2"
 )
 
@@ -31,6 +32,8 @@ Usage:
     custos audit report --log URL --key FILE [--state FILE] [--format text|json|csv]
     custos witness keygen --name NAME --dir DIR
     custos witness serve --key FILE --log VKEYFILE [--log ...] --state DIR [--listen ADDR]
+    custos algo keygen --name NAME --dir DIR
+    custos algo sign --key FILE --manifest FILE --module FILE --source FILE --out FILE
 
 Example:
     $ custos init ./us && custos serve --config ./us/custos.yaml --listen 127.0.0.1:8080
@@ -44,6 +47,7 @@ type env struct {
 }
 
 func main() {
+	sandbox.MaybeWorker()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -80,6 +84,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		err = e.audit(ctx, rest)
 	case "witness":
 		err = e.witness(ctx, rest)
+	case "algo":
+		err = e.algo(rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
