@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/custos/custos/internal/sandbox"
 	"k8s.io/klog/v2"
 )
 
@@ -46,6 +47,7 @@ type env struct {
 }
 
 func main() {
+	sandbox.MaybeWorker()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

@@ -1,0 +1,99 @@
+//go:build unix
+
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pids returns the process ids of r's live workers.
+func pids(r *Runner) []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []int
+	for p := range r.procs {
+		out = append(out, p.cmd.Process.Pid)
+	}
+	return out
+}
+
+func TestCloseStopsWorkers(t *testing.T) {
+	echo, loop := guest(t, "echo"), guest(t, "loop")
+	r, err := New(Config{Workers: 2, CacheDir: scratchDir(t) + "/cache", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// One worker busy in a module that never returns when Close comes, the
+	// other idle.
+	busy := make(chan error, 1)
+	go func() {
+		_, err := r.Train(ctx, loop, []byte("x"), 1, Limits{Timeout: time.Minute})
+		busy <- err
+	}()
+	waitFor(t, func() bool { return idleCount(r) == 0 })
+	if _, err := r.Train(ctx, echo, []byte("x"), 1, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	ps := pids(r)
+	if len(ps) != 2 {
+		t.Fatalf("%d workers, want 2", len(ps))
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range ps {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("worker %d still exists after Close (kill 0: %v)", pid, err)
+		}
+	}
+	wantCode(t, <-busy, CodeUnavailable)
+	_, err = r.Train(ctx, echo, []byte("x"), 1, Limits{})
+	wantCode(t, err, CodeUnavailable)
+}
+
+// TestWorkerDeath kills workers behind the Runner's back: an idle one is
+// replaced unnoticed, a busy one fails its run with sandbox_unavailable, and
+// the Runner keeps serving.
+func TestWorkerDeath(t *testing.T) {
+	echo, loop := guest(t, "echo"), guest(t, "loop")
+	r, err := New(Config{Workers: 1, CacheDir: scratchDir(t) + "/cache", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	syscall.Kill(pids(r)[0], syscall.SIGKILL)
+	waitFor(t, func() bool { return idleExited(r) })
+	if _, err := r.Train(ctx, echo, []byte("x"), 1, Limits{}); err != nil {
+		t.Fatalf("after an idle worker died: %v", err)
+	}
+	busy := make(chan error, 1)
+	go func() {
+		_, err := r.Train(ctx, loop, []byte("x"), 1, Limits{Timeout: time.Minute})
+		busy <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // into the loop, or loading it
+	syscall.Kill(pids(r)[0], syscall.SIGKILL)
+	wantCode(t, <-busy, CodeUnavailable)
+	if _, err := r.Train(ctx, echo, []byte("x"), 1, Limits{}); err != nil {
+		t.Fatalf("after a busy worker died: %v", err)
+	}
+}
+
+func idleCount(r *Runner) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.idle)
+}
+
+// idleExited reports whether r's idle worker has exited.
+func idleExited(r *Runner) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.idle) == 1 && r.idle[0].hasExited()
+}
