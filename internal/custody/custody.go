@@ -134,13 +134,19 @@ func (s *Service) deny(ctx context.Context, e custos.AuditEntry, err *custos.Err
 
 func (s *Service) pseudonym(id string) string { return s.cfg.Tokens.Pseudonym("audit", id) }
 
+// fieldsOf returns the fields of c in schema order.
 func fieldsOf(c *schema.Collection) []policy.Field {
 	out := make([]policy.Field, 0, len(c.Order))
 	for _, n := range c.Order {
-		f := c.Fields[n]
-		out = append(out, policy.Field{Collection: c.Name, Name: n, Class: f.Class, Type: f.Type})
+		out = append(out, fieldOf(c, n))
 	}
 	return out
+}
+
+// fieldOf returns the field of c with the given name, which c must have.
+func fieldOf(c *schema.Collection, name string) policy.Field {
+	f := c.Fields[name]
+	return policy.Field{Collection: c.Name, Name: name, Class: f.Class, Type: f.Type}
 }
 
 func internal(what string, err error) error {

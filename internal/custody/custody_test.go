@@ -22,21 +22,17 @@ import (
 	"github.com/custos/custos/internal/starter"
 	"github.com/custos/custos/internal/store/sqlite"
 	"github.com/custos/custos/internal/vault"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // fixture is a custody service over a real SQLite store, keyring and
 // transparency log, with the starter schema and policies.
 type fixture struct {
-	svc      *custody.Service
-	store    *sqlite.Store
-	keyring  *keys.Local
-	log      *auditlog.Log
-	auditor  *switchAuditor
-	dir      string
-	verifier note.Verifier
-	erased   atomic.Int32
-	env      *custodytest.Env
+	svc     *custody.Service
+	store   *sqlite.Store
+	keyring *keys.Local
+	auditor *switchAuditor
+	erased  atomic.Int32
+	env     *custodytest.Env
 }
 
 // switchAuditor passes entries to the log until failing is set.
@@ -70,8 +66,7 @@ func newFixtureWith(t testing.TB, schemaFile []byte, auditor custos.Auditor) *fi
 		},
 		OnErase: func() error { f.erased.Add(1); return nil },
 	})
-	f.env, f.svc, f.store, f.keyring, f.log = env, env.Service, env.Store, env.Keyring, env.Log
-	f.dir, f.verifier = env.Dir, env.Receipts
+	f.env, f.svc, f.store, f.keyring = env, env.Service, env.Store, env.Keyring
 	return f
 }
 
@@ -407,7 +402,7 @@ func TestEraseReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := vault.VerifyReceipt(e.Receipt, f.verifier)
+	rc, err := vault.VerifyReceipt(e.Receipt, f.env.Receipts)
 	if err != nil {
 		t.Fatalf("receipt does not verify: %v\n%s", err, e.Receipt)
 	}
@@ -604,7 +599,7 @@ func TestAuditHoldsNoPersonalData(t *testing.T) {
 	}
 	// Every byte the log keeps on disk: tiles, bundles, checkpoint.
 	var data []byte
-	filepath.WalkDir(filepath.Join(f.dir, "log"), func(path string, d os.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(f.env.Dir, "log"), func(path string, d os.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			b, _ := os.ReadFile(path)
 			data = append(data, b...)
@@ -777,5 +772,26 @@ func TestUnwrapReasonIsTheFormReleased(t *testing.T) {
 	after := f.keyring.Unwraps()
 	if after[custos.ActionReadToken]-before[custos.ActionReadToken] != 1 || after[custos.ActionReadClear]-before[custos.ActionReadClear] != 1 {
 		t.Fatalf("unwraps by reason: before %v, after %v; want one read-token and one read-clear", before, after)
+	}
+}
+
+// TestDetokenizeOpensEachRecordOnce checks that tokens of several fields of
+// one record, handed to several audiences, unwrap its subject's key once.
+func TestDetokenizeOpensEachRecordOnce(t *testing.T) {
+	f := newFixture(t)
+	f.addUser(t, "u1", ada)
+	fields := []string{"email", "phone", "ip"}
+	unvetted := custody.Request{Principal: custos.Principal{ID: "carol", Org: "custodian", Loc: "US"}}
+	tokens := tokensOf(t, f, "u1", fields, engineer, unvetted)
+	before := f.keyring.Unwraps()[custos.ActionDetokenize]
+	res := detokenize(t, f, tokens)
+	for i, d := range res.Values {
+		name := fields[i%len(fields)]
+		if !d.Found || d.Field != "users."+name || string(d.Value) != ada[name] {
+			t.Errorf("token of %s detokenized to %+v", name, d)
+		}
+	}
+	if n := f.keyring.Unwraps()[custos.ActionDetokenize] - before; n != 1 {
+		t.Errorf("%d tokens of one record unwrapped its key %d times, want once", len(tokens), n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/policy"
+	"github.com/custos/custos/internal/schema"
 )
 
 // Detokenization asks for the values behind tokens.
@@ -92,9 +93,7 @@ func validateTokens(tokens []string, j custos.Justification, limit int) error {
 // so that a principal who may not is refused before the store is asked
 // anything about its tokens.
 func (s *Service) mayAny(p custos.Principal, a custos.Action, ctx policy.Context) bool {
-	sc := s.Schema()
-	for _, name := range slices.Sorted(maps.Keys(sc.Collections)) {
-		c := sc.Collections[name]
+	for _, c := range s.Schema().Collections {
 		for _, f := range fieldsOf(c) {
 			if tokenized(f.Class) && s.cfg.Policy.Allowed(p, a, f, ctx) {
 				return true
@@ -107,6 +106,7 @@ func (s *Service) mayAny(p custos.Principal, a custos.Action, ctx policy.Context
 // resolved is a token with the field it stands for.
 type resolved struct {
 	ref   custos.TokenRef
+	coll  *schema.Collection
 	field policy.Field
 }
 
@@ -127,11 +127,10 @@ func (s *Service) resolve(ctx context.Context, tokens []string) ([]*resolved, er
 		if err != nil {
 			continue
 		}
-		f, ok := coll.Fields[ref.Field]
-		if !ok {
+		if _, ok := coll.Fields[ref.Field]; !ok {
 			continue
 		}
-		out[i] = &resolved{ref: ref, field: policy.Field{Collection: coll.Name, Name: ref.Field, Class: f.Class, Type: f.Type}}
+		out[i] = &resolved{ref: ref, coll: coll, field: fieldOf(coll, ref.Field)}
 	}
 	return out, nil
 }
@@ -248,6 +247,10 @@ func (s *Service) Detokenize(ctx context.Context, r Request, d Detokenization) (
 			return DetokenizeResult{}, s.deny(ctx, e, err)
 		}
 	}
+	values, err := s.values(ctx, r, hits)
+	if err != nil {
+		return DetokenizeResult{}, err
+	}
 	out := DetokenizeResult{Values: make([]Detokenized, len(d.Tokens)), BreakGlass: d.BreakGlass}
 	for i, t := range d.Tokens {
 		out.Values[i] = Detokenized{Token: t}
@@ -255,15 +258,11 @@ func (s *Service) Detokenize(ctx context.Context, r Request, d Detokenization) (
 		if h == nil {
 			continue
 		}
-		v, err := s.fieldValue(ctx, r, h.ref)
-		if err != nil {
-			return DetokenizeResult{}, err
-		}
-		if v == nil {
+		if values[i] == nil {
 			hits[i] = nil
 			continue
 		}
-		out.Values[i] = Detokenized{Token: t, Found: true, Field: h.ref.Collection + "." + h.ref.Field, Value: v}
+		out.Values[i] = Detokenized{Token: t, Found: true, Field: h.ref.Collection + "." + h.ref.Field, Value: values[i]}
 	}
 	s.concerned(&e, hits)
 	if d.BreakGlass {
@@ -293,32 +292,48 @@ func (s *Service) authorizeDetokenize(p custos.Principal, f policy.Field, ctx po
 	return custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to detokenize %s.%s", f.Collection, f.Name)
 }
 
-// fieldValue opens the record a ref points to and returns the field's value
-// in clear, or nil when the record or field is gone.
-func (s *Service) fieldValue(ctx context.Context, r Request, ref custos.TokenRef) (json.RawMessage, error) {
-	rec, err := s.cfg.Store.Record(ctx, ref.Collection, ref.Record)
-	if err != nil {
-		if errors.Is(err, custos.ErrNotFound) {
-			return nil, nil
+// values returns the value in clear of each hit's field, nil where the
+// hit is nil or its record or field is gone. Each record is read and opened
+// once, for every field its hits stand for.
+func (s *Service) values(ctx context.Context, r Request, hits []*resolved) ([]json.RawMessage, error) {
+	type recordKey struct{ collection, id string }
+	fields := map[recordKey][]policy.Field{}
+	for _, h := range hits {
+		if h != nil {
+			k := recordKey{h.ref.Collection, h.ref.Record}
+			fields[k] = append(fields[k], h.field)
 		}
+	}
+	opened := map[recordKey]map[string]json.RawMessage{}
+	out := make([]json.RawMessage, len(hits))
+	for i, h := range hits {
+		if h == nil {
+			continue
+		}
+		k := recordKey{h.ref.Collection, h.ref.Record}
+		v, ok := opened[k]
+		if !ok {
+			var err error
+			if v, err = s.openForDetokenize(ctx, r, h.coll, h.ref.Record, fields[k]); err != nil {
+				return nil, err
+			}
+			opened[k] = v
+		}
+		out[i] = v[h.ref.Field]
+	}
+	return out, nil
+}
+
+// openForDetokenize returns the values of fields of the record of coll with
+// the given id, to be released in clear; none when the record is gone.
+func (s *Service) openForDetokenize(ctx context.Context, r Request, coll *schema.Collection, id string, fields []policy.Field) (map[string]json.RawMessage, error) {
+	rec, err := s.cfg.Store.Record(ctx, coll.Name, id)
+	if errors.Is(err, custos.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, internal("read record", err)
 	}
-	coll, err := s.Schema().Collection(ref.Collection)
-	if err != nil {
-		return nil, nil
-	}
-	f, ok := coll.Fields[ref.Field]
-	if !ok {
-		return nil, nil
-	}
-	fields := []policy.Field{{Collection: coll.Name, Name: ref.Field, Class: f.Class, Type: f.Type}}
-	values, err := s.open(ctx, r, custos.ActionDetokenize, coll, rec, fields, []custos.Form{custos.FormClear})
-	if err != nil {
-		return nil, err
-	}
-	v, ok := values[ref.Field]
-	if !ok {
-		return nil, nil
-	}
-	return v, nil
+	forms := slices.Repeat([]custos.Form{custos.FormClear}, len(fields))
+	return s.open(ctx, r, custos.ActionDetokenize, coll, rec, fields, forms)
 }

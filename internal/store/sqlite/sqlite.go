@@ -120,7 +120,7 @@ func (s *Store) prepare() (err error) {
 		return err
 	}
 	// One statement serves up to MaxTokenIndexes indexes: TokenRefs repeats
-	// the first index in the unused places.
+	// the last index in the unused places.
 	if s.tokenRefs, err = s.r.Prepare(`SELECT ` + refColumns + ` FROM token_refs
 		WHERE idx IN (?` + strings.Repeat(", ?", custos.MaxTokenIndexes-1) + `)`); err != nil {
 		return err

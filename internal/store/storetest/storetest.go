@@ -206,13 +206,20 @@ func show(b []byte) string {
 // checkRefs checks the refs TokenRefs returns for the index of token.
 func checkRefs(t testing.TB, s custos.Store, token string, want ...custos.TokenRef) {
 	t.Helper()
-	checkRefsOf(t, s, fmt.Sprintf("TokenRefs(index(%q))", token), func(ctx context.Context) ([]custos.TokenRef, error) {
-		return s.TokenRefs(ctx, [][]byte{index(token)})
-	}, want...)
+	checkRefsOf(t, fmt.Sprintf("TokenRefs(index(%q))", token), tokenRefs(s, index(token)), want...)
+}
+
+// tokenRefs and subjectRefs list the refs of s by indexes and by subject.
+func tokenRefs(s custos.Store, indexes ...[]byte) func(context.Context) ([]custos.TokenRef, error) {
+	return func(ctx context.Context) ([]custos.TokenRef, error) { return s.TokenRefs(ctx, indexes) }
+}
+
+func subjectRefs(s custos.Store, subject string) func(context.Context) ([]custos.TokenRef, error) {
+	return func(ctx context.Context) ([]custos.TokenRef, error) { return s.SubjectTokenRefs(ctx, subject) }
 }
 
 // checkRefsOf checks that list returns want, in any order.
-func checkRefsOf(t testing.TB, s custos.Store, what string, list func(context.Context) ([]custos.TokenRef, error), want ...custos.TokenRef) {
+func checkRefsOf(t testing.TB, what string, list func(context.Context) ([]custos.TokenRef, error), want ...custos.TokenRef) {
 	t.Helper()
 	got, err := list(t.Context())
 	if err != nil {
@@ -443,9 +450,7 @@ func testTokenRefs(t *testing.T, s custos.Store) {
 	checkRefs(t, s, "unknown")
 	checkRefs(t, s, "")
 	// An index is matched whole, not as a prefix.
-	checkRefsOf(t, s, "TokenRefs(prefix of an index)", func(ctx context.Context) ([]custos.TokenRef, error) {
-		return s.TokenRefs(ctx, [][]byte{index("only")})
-	})
+	checkRefsOf(t, "TokenRefs(prefix of an index)", tokenRefs(s, index("only")))
 
 	// A ref given twice is kept once.
 	putRecord(t, s, b, refsB[0], refsB[0])
@@ -467,15 +472,12 @@ func testTokenRefsManyIndexes(t *testing.T, s custos.Store) {
 	}
 	putRecord(t, s, r, refs...)
 
-	lookup := func(indexes ...[]byte) func(context.Context) ([]custos.TokenRef, error) {
-		return func(ctx context.Context) ([]custos.TokenRef, error) { return s.TokenRefs(ctx, indexes) }
-	}
-	checkRefsOf(t, s, "TokenRefs(every index)", lookup(indexes...), refs...)
-	checkRefsOf(t, s, "TokenRefs(two indexes)", lookup(indexes[1], indexes[6]), refs[1], refs[6])
-	checkRefsOf(t, s, "TokenRefs(an index and an unknown one)", lookup(index("unknown"), indexes[3]), refs[3])
-	checkRefsOf(t, s, "TokenRefs(one index twice)", lookup(indexes[2], indexes[2]), refs[2])
-	checkRefsOf(t, s, "TokenRefs(no index)", lookup())
-	checkRefsOf(t, s, "TokenRefs(nil)", lookup(nil))
+	checkRefsOf(t, "TokenRefs(every index)", tokenRefs(s, indexes...), refs...)
+	checkRefsOf(t, "TokenRefs(two indexes)", tokenRefs(s, indexes[1], indexes[6]), refs[1], refs[6])
+	checkRefsOf(t, "TokenRefs(an index and an unknown one)", tokenRefs(s, index("unknown"), indexes[3]), refs[3])
+	checkRefsOf(t, "TokenRefs(one index twice)", tokenRefs(s, indexes[2], indexes[2]), refs[2])
+	checkRefsOf(t, "TokenRefs(no index)", tokenRefs(s))
+	checkRefsOf(t, "TokenRefs(nil)", tokenRefs(s, nil))
 
 	if _, err := s.TokenRefs(t.Context(), append(indexes, index("one more"))); err == nil {
 		t.Errorf("TokenRefs of %d indexes succeeded, want a refusal", custos.MaxTokenIndexes+1)
@@ -500,23 +502,20 @@ func testSubjectTokenRefs(t *testing.T, s custos.Store) {
 	putRecord(t, s, b1, refsB...)
 	putRecord(t, s, record("profiles", "a3", "alice"))
 
-	of := func(id string) func(context.Context) ([]custos.TokenRef, error) {
-		return func(ctx context.Context) ([]custos.TokenRef, error) { return s.SubjectTokenRefs(ctx, id) }
-	}
-	checkRefsOf(t, s, `SubjectTokenRefs("alice")`, of("alice"), refsA...)
-	checkRefsOf(t, s, `SubjectTokenRefs("bob")`, of("bob"), refsB...)
-	checkRefsOf(t, s, `SubjectTokenRefs("carol")`, of("carol"))
-	checkRefsOf(t, s, `SubjectTokenRefs("")`, of(""))
+	checkRefsOf(t, `SubjectTokenRefs("alice")`, subjectRefs(s, "alice"), refsA...)
+	checkRefsOf(t, `SubjectTokenRefs("bob")`, subjectRefs(s, "bob"), refsB...)
+	checkRefsOf(t, `SubjectTokenRefs("carol")`, subjectRefs(s, "carol"))
+	checkRefsOf(t, `SubjectTokenRefs("")`, subjectRefs(s, ""))
 
 	// Replacing a record replaces its refs among its subject's.
 	putRecord(t, s, a1, refsA[2])
-	checkRefsOf(t, s, `SubjectTokenRefs("alice") after a replacement`, of("alice"), refsA[2], refsA[3])
+	checkRefsOf(t, `SubjectTokenRefs("alice") after a replacement`, subjectRefs(s, "alice"), refsA[2], refsA[3])
 
 	if _, err := s.DeleteSubject(t.Context(), "alice"); err != nil {
 		t.Fatal(err)
 	}
-	checkRefsOf(t, s, `SubjectTokenRefs("alice") after DeleteSubject`, of("alice"))
-	checkRefsOf(t, s, `SubjectTokenRefs("bob") after alice's DeleteSubject`, of("bob"), refsB...)
+	checkRefsOf(t, `SubjectTokenRefs("alice") after DeleteSubject`, subjectRefs(s, "alice"))
+	checkRefsOf(t, `SubjectTokenRefs("bob") after alice's DeleteSubject`, subjectRefs(s, "bob"), refsB...)
 }
 
 func testReindexTokenRef(t *testing.T, s custos.Store) {
@@ -610,9 +609,7 @@ func testDeleteSubject(t *testing.T, s custos.Store) {
 		checkRefs(t, s, fmt.Sprintf("ta%d", i))
 	}
 	checkRefs(t, s, "ta", ref("ta", "operator", rb, "email"))
-	checkRefsOf(t, s, `SubjectTokenRefs("alice") after DeleteSubject`, func(ctx context.Context) ([]custos.TokenRef, error) {
-		return s.SubjectTokenRefs(ctx, "alice")
-	})
+	checkRefsOf(t, `SubjectTokenRefs("alice") after DeleteSubject`, subjectRefs(s, "alice"))
 
 	_, err = s.DeleteSubject(t.Context(), "alice")
 	checkNotFound(t, "second DeleteSubject", err)
@@ -773,9 +770,7 @@ func testOddIDs(t *testing.T, s custos.Store) {
 		putRecord(t, s, r, ref(id, id, r, id))
 		checkRecord(t, s, r)
 		checkRefs(t, s, id, ref(id, id, r, id))
-		checkRefsOf(t, s, fmt.Sprintf("SubjectTokenRefs(%q)", id), func(ctx context.Context) ([]custos.TokenRef, error) {
-			return s.SubjectTokenRefs(ctx, id)
-		}, ref(id, id, r, id))
+		checkRefsOf(t, fmt.Sprintf("SubjectTokenRefs(%q)", id), subjectRefs(s, id), ref(id, id, r, id))
 		if ok, err := s.ReindexTokenRef(t.Context(), ref(id, id, r, id), index(id+"@"+id), id); err != nil || !ok {
 			t.Errorf("ReindexTokenRef(%q) = %v, %v", id, ok, err)
 		}
