@@ -9,6 +9,7 @@ import (
 // covers is released. It holds no personal data in clear: subjects and
 // record ids appear as audit pseudonyms (keyed HMAC, audience "audit"),
 // justifications by their reason code and ticket, never their free text.
+// Its JSON tags are its fields' names on the log (MarshalAuditEntry).
 type AuditEntry struct {
 	Time       time.Time         `json:"time"`
 	Action     string            `json:"action"`   // read, write, register, erase, detokenize, rotate, policy-load

@@ -49,28 +49,13 @@ const (
 
 var entryActionRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
-// wireEntry is the encoding's field order.
+// wireEntry is the encoding's field order: v and time, then the fields of
+// AuditEntry in its order, under its tags. Its Time, encoded as a string,
+// hides AuditEntry's.
 type wireEntry struct {
-	V          int               `json:"v"`
-	Time       string            `json:"time"`
-	Action     string            `json:"action"`
-	Decision   string            `json:"decision"`
-	Code       string            `json:"code,omitempty"`
-	Principal  string            `json:"principal,omitempty"`
-	Org        string            `json:"org,omitempty"`
-	Loc        string            `json:"loc,omitempty"`
-	Purpose    string            `json:"purpose,omitempty"`
-	Collection string            `json:"collection,omitempty"`
-	Record     string            `json:"record,omitempty"`
-	Subject    string            `json:"subject,omitempty"`
-	Subjects   []string          `json:"subjects,omitempty"`
-	Forms      map[string]string `json:"forms,omitempty"`
-	Count      int               `json:"count,omitempty"`
-	Reason     string            `json:"reason,omitempty"`
-	Ticket     string            `json:"ticket,omitempty"`
-	Approver   string            `json:"approver,omitempty"`
-	BreakGlass bool              `json:"break_glass,omitempty"`
-	Detail     string            `json:"detail,omitempty"`
+	V    int    `json:"v"`
+	Time string `json:"time"`
+	AuditEntry
 }
 
 const entryTimeLayout = "2006-01-02T15:04:05.000000Z07:00"
@@ -78,14 +63,7 @@ const entryTimeLayout = "2006-01-02T15:04:05.000000Z07:00"
 // MarshalAuditEntry returns the canonical encoding of e. Its time is taken
 // in UTC to the microsecond.
 func MarshalAuditEntry(e AuditEntry) ([]byte, error) {
-	w := wireEntry{
-		V: AuditEntryVersion, Time: e.Time.UTC().Format(entryTimeLayout),
-		Action: e.Action, Decision: e.Decision, Code: e.Code,
-		Principal: e.Principal, Org: e.Org, Loc: e.Loc, Purpose: e.Purpose,
-		Collection: e.Collection, Record: e.Record, Subject: e.Subject, Subjects: e.Subjects, Forms: e.Forms,
-		Count: e.Count, Reason: e.Reason, Ticket: e.Ticket, Approver: e.Approver,
-		BreakGlass: e.BreakGlass, Detail: e.Detail,
-	}
+	w := wireEntry{V: AuditEntryVersion, Time: e.Time.UTC().Format(entryTimeLayout), AuditEntry: e}
 	if err := w.validate(); err != nil {
 		return nil, err
 	}
@@ -121,13 +99,8 @@ func ParseAuditEntry(data []byte) (AuditEntry, error) {
 	if err != nil {
 		return AuditEntry{}, errors.New("audit entry time is not RFC 3339 with six fractional digits")
 	}
-	e := AuditEntry{
-		Time: t, Action: w.Action, Decision: w.Decision, Code: w.Code,
-		Principal: w.Principal, Org: w.Org, Loc: w.Loc, Purpose: w.Purpose,
-		Collection: w.Collection, Record: w.Record, Subject: w.Subject, Subjects: w.Subjects, Forms: w.Forms,
-		Count: w.Count, Reason: w.Reason, Ticket: w.Ticket, Approver: w.Approver,
-		BreakGlass: w.BreakGlass, Detail: w.Detail,
-	}
+	e := w.AuditEntry
+	e.Time = t
 	canon, err := MarshalAuditEntry(e)
 	if err != nil {
 		return AuditEntry{}, err

@@ -7,8 +7,6 @@ import (
 	"testing"
 )
 
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-
 func jsonMarshal(t *testing.T, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -25,7 +23,7 @@ func FuzzParse(f *testing.F) {
 	if err := Create(dir+"/k", "US"); err != nil {
 		f.Fatal(err)
 	}
-	good, err := readFile(dir + "/k")
+	good, err := os.ReadFile(dir + "/k")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -50,5 +48,3 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
-
-func readFile(path string) ([]byte, error) { return os.ReadFile(path) }

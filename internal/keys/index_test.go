@@ -157,16 +157,8 @@ func TestKEKsCurrentFirst(t *testing.T) {
 // missed, as TestUnwrapRereadsOnUnknownKEK does for Unwrap.
 func TestTokenIndexRereadsOnUnknownKEK(t *testing.T) {
 	ctx := context.Background()
-	server, path := newKeyring(t)
-	cli, _ := Open(path)
-	id, err := cli.AddKEK(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	server, cli, id := missedKEK(t)
 	want, _ := cli.TokenIndex(ctx, id, []byte("tk_abc"))
-	stale := *server.ring.Load()
-	stale.fi, _ = os.Stat(path)
-	server.ring.Store(&stale)
 	if got, err := server.TokenIndex(ctx, id, []byte("tk_abc")); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("TokenIndex under a KEK added unnoticed: %x, %v", got, err)
 	}

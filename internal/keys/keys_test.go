@@ -7,6 +7,7 @@ import (
 	"crypto/cipher"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -123,7 +124,7 @@ func TestOpenRefusesMalformed(t *testing.T) {
 	}
 	edit := func(f func(m map[string]any)) []byte {
 		var m map[string]any
-		if err := jsonUnmarshal(good, &m); err != nil {
+		if err := json.Unmarshal(good, &m); err != nil {
 			t.Fatal(err)
 		}
 		f(m)
@@ -326,19 +327,33 @@ func TestTwoInstances(t *testing.T) {
 	}
 }
 
+// missedKEK returns a server and another instance of its keyring, cli,
+// which added the KEK id in a change the server's reading missed: the
+// server believes its reading is up to date, as when the change fell
+// within the resolution of the file's stamp.
+func missedKEK(t testing.TB) (server, cli *Local, id string) {
+	t.Helper()
+	server, path := newKeyring(t)
+	cli, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err = cli.AddKEK(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stale := *server.ring.Load()
+	if stale.fi, err = os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	server.ring.Store(&stale)
+	return server, cli, id
+}
+
 // TestUnwrapRereadsOnUnknownKEK covers a change the file's stamp missed.
 func TestUnwrapRereadsOnUnknownKEK(t *testing.T) {
 	ctx := context.Background()
-	server, path := newKeyring(t)
-	cli, _ := Open(path)
-	if _, err := cli.AddKEK(ctx); err != nil {
-		t.Fatal(err)
-	}
+	server, cli, _ := missedKEK(t)
 	w, _ := cli.Wrap(ctx, make([]byte, 32), nil)
-	// Make the server believe its reading is up to date.
-	stale := *server.ring.Load()
-	stale.fi, _ = os.Stat(path)
-	server.ring.Store(&stale)
 	if _, err := server.Unwrap(ctx, w, nil, reason); err != nil {
 		t.Fatalf("Unwrap of a key under a KEK added unnoticed: %v", err)
 	}

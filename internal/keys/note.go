@@ -19,29 +19,30 @@ func (l *Local) Signer(name string) (note.Signer, error) {
 
 // Verifier returns the verifier of notes signed by Signer(name).
 func (l *Local) Verifier(name string) (note.Verifier, error) {
-	vkey, err := l.VerifierKey(name)
-	if err != nil {
-		return nil, err
-	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't make verifier %q: %w", name, err)
-	}
-	return v, nil
+	v, _, err := l.verifier(name)
+	return v, err
 }
 
 // VerifierKey returns the verifier key of Signer(name) in the note format
 // (name+hash+key), for publishing.
 func (l *Local) VerifierKey(name string) (string, error) {
+	_, vkey, err := l.verifier(name)
+	return vkey, err
+}
+
+// verifier returns the verifier of Signer(name) and its key. Parsing the
+// key checks name, which NewEd25519VerifierKey does not.
+func (l *Local) verifier(name string) (note.Verifier, string, error) {
 	pub := ed25519.NewKeyFromSeed(l.ring.Load().seed).Public().(ed25519.PublicKey)
 	vkey, err := note.NewEd25519VerifierKey(name, pub)
 	if err != nil {
-		return "", fmt.Errorf("couldn't make verifier key %q: %w", name, err)
+		return nil, "", fmt.Errorf("couldn't make verifier key %q: %w", name, err)
 	}
-	if _, err := note.NewVerifier(vkey); err != nil {
-		return "", fmt.Errorf("couldn't make verifier key %q: %w", name, err)
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, "", fmt.Errorf("couldn't make verifier key %q: %w", name, err)
 	}
-	return vkey, nil
+	return v, vkey, nil
 }
 
 // signer signs notes with an Ed25519 key. It never prints its key.

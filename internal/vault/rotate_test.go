@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,21 @@ func populate(t testing.TB, v *Vault, st *memStore, n int) []string {
 		}
 	}
 	return ids
+}
+
+// populated returns a keyring, a vault on it and a store populated with n
+// subjects, and their ids.
+func populated(t testing.TB, n int) (*keys.Local, *Vault, *memStore, []string) {
+	t.Helper()
+	kr := newKeyring(t)
+	v := New(kr, "US")
+	st := newMemStore()
+	return kr, v, st, populate(t, v, st, n)
+}
+
+// without returns ids without id.
+func without(ids []string, id string) []string {
+	return slices.DeleteFunc(slices.Clone(ids), func(x string) bool { return x == id })
 }
 
 // openRecord reads subject id and its record from st and opens it.
@@ -139,10 +155,7 @@ func checkAllOpen(t testing.TB, v *Vault, st custos.Store, ids []string) {
 
 func TestRotate(t *testing.T) {
 	ctx := context.Background()
-	kr := newKeyring(t)
-	v := New(kr, "US")
-	st := newMemStore()
-	ids := populate(t, v, st, 1201)
+	kr, v, st, ids := populated(t, 1201)
 	old := kr.Current()
 	before, _ := st.Record(ctx, "users", "r-u00007")
 
@@ -240,13 +253,7 @@ func TestCryptoShredding(t *testing.T) {
 	if _, err := fresh.Key(ctx, s, readReason(erased)); !errors.Is(err, custos.ErrKeyDestroyed) {
 		t.Fatalf("erased subject's key from the backup, fresh keyring: %v", err)
 	}
-	var live []string
-	for _, id := range ids {
-		if id != erased {
-			live = append(live, id)
-		}
-	}
-	checkAllOpen(t, v, st, live)
+	checkAllOpen(t, v, st, without(ids, erased))
 	// Every subject of the backup is shredded, not just the erased one:
 	// the backup as a whole predates the rotation.
 	if err := openRecord(ctx, v, backup, ids[0]); !errors.Is(err, custos.ErrKeyDestroyed) {
@@ -269,10 +276,7 @@ func (f *failingKeyring) DestroyKEKs(ctx context.Context, keep string) ([]string
 
 func TestRotateCrashSafety(t *testing.T) {
 	ctx := context.Background()
-	kr := newKeyring(t)
-	v := New(kr, "US")
-	st := newMemStore()
-	ids := populate(t, v, st, 1100)
+	kr, v, st, ids := populated(t, 1100)
 
 	// The store fails midway through the first walk.
 	var rewraps int
@@ -318,10 +322,7 @@ func TestRotateCrashSafety(t *testing.T) {
 // seen the new KEK would.
 func TestRotateCatchesStragglers(t *testing.T) {
 	ctx := context.Background()
-	kr := newKeyring(t)
-	v := New(kr, "US")
-	st := newMemStore()
-	ids := populate(t, v, st, 10)
+	kr, v, st, ids := populated(t, 10)
 	w, err := v.NewKey(ctx, "a-straggler")
 	if err != nil {
 		t.Fatal(err)
@@ -351,10 +352,7 @@ func TestRotateCatchesStragglers(t *testing.T) {
 
 func TestRotateSkipsErasedAndRetriesLostSwaps(t *testing.T) {
 	ctx := context.Background()
-	kr := newKeyring(t)
-	v := New(kr, "US")
-	st := newMemStore()
-	ids := populate(t, v, st, 10)
+	kr, v, st, ids := populated(t, 10)
 	// The same data key wrapped again, as another rotation would store it.
 	aad := keyAAD("US", ids[5])
 	dek, err := kr.Unwrap(ctx, st.subjects[ids[5]].Key, aad, readReason(ids[5]))
@@ -397,10 +395,7 @@ func TestRotateSkipsErasedAndRetriesLostSwaps(t *testing.T) {
 
 func TestRotateRefusesUnwrappableKey(t *testing.T) {
 	ctx := context.Background()
-	kr := newKeyring(t)
-	v := New(kr, "US")
-	st := newMemStore()
-	populate(t, v, st, 3)
+	kr, _, st, _ := populated(t, 3)
 	s := st.subjects["u00001"]
 	s.Key.Ciphertext[20] ^= 1
 	st.subjects["u00001"] = s

@@ -2,13 +2,11 @@ package vault
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/custos/custos"
-	"github.com/custos/custos/internal/aead"
 )
 
 // IndexToken returns the index of token under the Keyring's current KEK,
@@ -134,23 +132,16 @@ func (k *DataKey) SealTokenRef(ref custos.TokenRef, token string) ([]byte, error
 	if ref.Subject != k.subject {
 		return nil, errors.New("couldn't seal token ref: it is of another subject")
 	}
-	nonce := make([]byte, aead.NonceSize)
-	rand.Read(nonce)
-	out := make([]byte, 1, 1+aead.NonceSize+len(token)+k.aead.Overhead())
-	out[0] = tokenRefVersion
-	return aead.Seal(out, k.aead, nonce, []byte(token), k.tokenRefAAD(ref)), nil
+	return k.seal(tokenRefVersion, []byte(token), k.tokenRefAAD(ref)), nil
 }
 
 // OpenTokenRef returns the token ref.Sealed holds. Any change to it, or a
 // ref of another audience, collection, record, field, subject or
 // jurisdiction, makes it fail.
 func (k *DataKey) OpenTokenRef(ref custos.TokenRef) (string, error) {
-	if len(ref.Sealed) < 1 || ref.Sealed[0] != tokenRefVersion {
-		return "", errors.New("couldn't open token ref: unknown format")
-	}
-	p, err := aead.Open(k.aead, ref.Sealed[1:], k.tokenRefAAD(ref))
+	p, err := k.open("token ref", tokenRefVersion, ref.Sealed, k.tokenRefAAD(ref))
 	if err != nil {
-		return "", fmt.Errorf("couldn't open token ref: %w", err)
+		return "", err
 	}
 	return string(p), nil
 }

@@ -143,10 +143,7 @@ func TestIndexToken(t *testing.T) {
 // refs under either) and after a rotation, which first fails midway.
 func TestRotateReindexesTokenRefs(t *testing.T) {
 	ctx := context.Background()
-	kr := newKeyring(t)
-	v := New(kr, "US")
-	st := newMemStore()
-	ids := populate(t, v, st, 1100)
+	kr, v, st, ids := populated(t, 1100)
 	old := kr.Current()
 	before, _ := st.SubjectTokenRefs(ctx, ids[7])
 	checkAllOpen(t, v, st, ids)
@@ -233,10 +230,7 @@ func refsByKEK(st *memStore) map[string]int {
 // that ref before the old KEK is destroyed.
 func TestRotateCatchesStraggledRefs(t *testing.T) {
 	ctx := context.Background()
-	kr := newKeyring(t)
-	v := New(kr, "US")
-	st := newMemStore()
-	ids := populate(t, v, st, 600)
+	kr, v, st, ids := populated(t, 600)
 	late := ids[3]
 	s, _ := st.Subject(ctx, late)
 	k, err := v.Key(ctx, s, readReason(late))
@@ -273,7 +267,7 @@ func TestRotateCatchesStraggledRefs(t *testing.T) {
 		t.Errorf("report %+v, want 1202 refs indexed again", rep)
 	}
 	checkRefsUnder(t, st, rep.NewKEK, 1200)
-	checkAllOpen(t, v, st, slices.Concat(ids[:3], ids[4:]))
+	checkAllOpen(t, v, st, without(ids, late))
 	if refs, err := v.FindTokenRefs(ctx, st, "tk_changed"); err != nil || len(refs) != 1 || refs[0].Subject != late {
 		t.Errorf("the ref changed during the rotation: %+v, %v", refs, err)
 	}
@@ -281,10 +275,7 @@ func TestRotateCatchesStraggledRefs(t *testing.T) {
 
 func TestRotateRefusesUnopenableRef(t *testing.T) {
 	ctx := context.Background()
-	kr := newKeyring(t)
-	v := New(kr, "US")
-	st := newMemStore()
-	ids := populate(t, v, st, 3)
+	kr, v, st, ids := populated(t, 3)
 	st.refs[ids[1]][0].Sealed[20] ^= 1
 	_, err := Rotate(ctx, st, kr, nil)
 	if err == nil || !strings.Contains(err.Error(), "1 token refs do not open") {
@@ -379,10 +370,7 @@ func TestRefreshTokenRefs(t *testing.T) {
 // a copy of the store taken before match no token and do not open.
 func TestErasedRefsVanish(t *testing.T) {
 	ctx := context.Background()
-	kr := newKeyring(t)
-	v := New(kr, "US")
-	st := newMemStore()
-	ids := populate(t, v, st, 5)
+	kr, v, st, ids := populated(t, 5)
 	erased := ids[2]
 	backup := st.backup()
 	if _, err := st.DeleteSubject(ctx, erased); err != nil {
@@ -423,11 +411,5 @@ func TestErasedRefsVanish(t *testing.T) {
 	if _, err := v.Key(ctx, s, readReason(erased)); !errors.Is(err, custos.ErrKeyDestroyed) {
 		t.Errorf("the key to open the backup's refs: %v, want ErrKeyDestroyed", err)
 	}
-	var live []string
-	for _, id := range ids {
-		if id != erased {
-			live = append(live, id)
-		}
-	}
-	checkAllOpen(t, v, st, live)
+	checkAllOpen(t, v, st, without(ids, erased))
 }

@@ -118,23 +118,34 @@ const sealVersion = 1
 // Seal encrypts plaintext, the protected fields of the given record, as
 // 0x01 || nonce || ciphertext || tag.
 func (k *DataKey) Seal(collection, record string, plaintext []byte) ([]byte, error) {
-	nonce := make([]byte, aead.NonceSize)
-	rand.Read(nonce)
-	out := make([]byte, 1, 1+aead.NonceSize+len(plaintext)+k.aead.Overhead())
-	out[0] = sealVersion
-	return aead.Seal(out, k.aead, nonce, plaintext, k.recordAAD(collection, record)), nil
+	return k.seal(sealVersion, plaintext, k.recordAAD(collection, record)), nil
 }
 
 // Open decrypts what Seal returned for the same collection and record. Any
 // change to sealed, or another collection, record, subject or jurisdiction,
 // makes it fail.
 func (k *DataKey) Open(collection, record string, sealed []byte) ([]byte, error) {
-	if len(sealed) < 1 || sealed[0] != sealVersion {
-		return nil, errors.New("couldn't open sealed fields: unknown format")
+	return k.open("sealed fields", sealVersion, sealed, k.recordAAD(collection, record))
+}
+
+// seal returns version || nonce || ciphertext || tag: plaintext sealed
+// under k with aad and a fresh random nonce.
+func (k *DataKey) seal(version byte, plaintext, aad []byte) []byte {
+	nonce := make([]byte, aead.NonceSize)
+	rand.Read(nonce)
+	out := make([]byte, 1, 1+aead.NonceSize+len(plaintext)+k.aead.Overhead())
+	out[0] = version
+	return aead.Seal(out, k.aead, nonce, plaintext, aad)
+}
+
+// open reverses seal. what names the sealed value in errors.
+func (k *DataKey) open(what string, version byte, sealed, aad []byte) ([]byte, error) {
+	if len(sealed) < 1 || sealed[0] != version {
+		return nil, fmt.Errorf("couldn't open %s: unknown format", what)
 	}
-	p, err := aead.Open(k.aead, sealed[1:], k.recordAAD(collection, record))
+	p, err := aead.Open(k.aead, sealed[1:], aad)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't open sealed fields: %w", err)
+		return nil, fmt.Errorf("couldn't open %s: %w", what, err)
 	}
 	return p, nil
 }
