@@ -129,9 +129,7 @@ type Log struct {
 	stopped chan struct{} // closed when the writer has answered every request it took
 	once    sync.Once
 
-	// Owned by the writer (commit).
-	wal  walWriter
-	next uint64 // index of the next entry written
+	wal walWriter // owned by the writer (commit)
 
 	// Between the writer and the integrator.
 	mu           sync.Mutex
@@ -142,11 +140,10 @@ type Log struct {
 	integrated   uint64        // entries integrated into the tree
 	progress     chan struct{} // closed and replaced when integrated grows or the log fails
 	writerDone   bool
-	rotated      atomic.Bool   // the writer began a segment
-	leftover     bool          // integrator only: segments were left to remove
+	segments     atomic.Int64  // WAL segments on disk: the writer adds, the integrator removes
 	integrating  chan struct{} // closed when the integrator stops
 
-	size   atomic.Uint64 // entries acknowledged: one more than the highest index
+	size   atomic.Uint64 // entries on the WAL, so the index of the next one; stored by the writer only
 	failed atomic.Pointer[error]
 
 	origin   string
@@ -311,13 +308,10 @@ func (l *Log) recover(ctx context.Context) error {
 		}
 		pending = pending[n:]
 	}
-	l.next = max(size, l.integrated)
-	l.integrated = l.next
-	l.size.Store(l.next)
-	if _, err := removeIntegrated(l.root, l.next, l.next); err != nil {
-		return err
-	}
-	return nil
+	l.integrated = max(size, l.integrated)
+	l.size.Store(l.integrated)
+	_, err = removeIntegrated(l.root, l.integrated, l.integrated)
+	return err
 }
 
 // Err returns why Record fails now: the first storage failure, after which
@@ -354,7 +348,7 @@ func (l *Log) Close() error {
 			err = fmt.Errorf("couldn't publish a final audit checkpoint: %w", e)
 		}
 		if l.failed.Load() == nil {
-			if _, e := removeIntegrated(l.root, l.integrated, l.next); e != nil {
+			if _, e := removeIntegrated(l.root, l.integrated, l.size.Load()); e != nil {
 				l.logger.Warn("couldn't remove integrated audit WAL segments", slog.Any("err", e))
 			}
 		}

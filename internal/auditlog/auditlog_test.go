@@ -120,6 +120,26 @@ func readAll(t testing.TB, l *Log, n uint64) [][]byte {
 	return got
 }
 
+// recordInGroups records entries 0 to n-1 in concurrent groups of 1 to
+// maxGroup entries, one group after the other: odd batch sizes leave partial
+// tiles at sizes the proofs do not ask for.
+func recordInGroups(t testing.TB, l *Log, n, maxGroup int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := 0; i < n; {
+		k := min(1+i%maxGroup, n-i)
+		for j := range k {
+			wg.Go(func() {
+				if _, err := l.Record(context.Background(), entry(i+j)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		i += k
+	}
+}
+
 // rootOf recomputes the RFC 6962 root of leaves.
 func rootOf(t testing.TB, leaves [][]byte) []byte {
 	t.Helper()
@@ -336,23 +356,9 @@ func TestProve(t *testing.T) {
 	l := openLog(t, testConfig(t, t.TempDir()))
 	ctx := context.Background()
 	const n = 700
-	var leaves [][]byte
-	// Odd batch sizes leave partial tiles at sizes the proofs do not ask for.
-	var wg sync.WaitGroup
-	for i := 0; i < n; {
-		k := min(1+i%37, n-i)
-		for j := range k {
-			wg.Go(func() {
-				if _, err := l.Record(ctx, entry(i+j)); err != nil {
-					t.Error(err)
-				}
-			})
-		}
-		wg.Wait()
-		i += k
-	}
+	recordInGroups(t, l, n, 37)
 	cp := waitCheckpoint(t, l, n)
-	leaves = readAll(t, l, cp.Size)
+	leaves := readAll(t, l, cp.Size)
 	for _, size := range []uint64{1, 2, 3, 255, 256, 257, 300, 511, 512, 513, 699, cp.Size} {
 		root := rootOf(t, leaves[:size])
 		for _, idx := range []uint64{0, 1, size / 2, size - 1, 256, 511} {

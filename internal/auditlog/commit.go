@@ -147,21 +147,20 @@ func (l *Log) write(data [][]byte) (uint64, error) {
 	if err := l.probe(); err != nil {
 		return 0, l.fail(err)
 	}
+	first := l.size.Load()
 	if l.wal.f == nil {
-		if err := l.wal.startSegment(l.next); err != nil {
+		if err := l.wal.startSegment(first); err != nil {
 			return 0, l.fail(err)
 		}
-		l.rotated.Store(true)
+		l.segments.Add(1)
 	}
-	full, err := l.wal.write(l.next, data)
+	full, err := l.wal.write(first, data)
 	if err != nil {
 		return 0, l.fail(err)
 	}
 	if full {
 		l.wal.close()
 	}
-	first := l.next
-	l.next += uint64(len(data))
 	l.mu.Lock()
 	if len(l.pending) == 0 {
 		l.pendingSince = time.Now()
@@ -171,7 +170,7 @@ func (l *Log) write(data [][]byte) (uint64, error) {
 	}
 	l.mu.Unlock()
 	signal(l.wake)
-	l.size.Store(l.next)
+	l.size.Store(first + uint64(len(data)))
 	return first, nil
 }
 
@@ -180,7 +179,7 @@ func (l *Log) write(data [][]byte) (uint64, error) {
 func (l *Log) waitBacklog(n int) bool {
 	for {
 		l.mu.Lock()
-		ok := l.next+uint64(n) <= l.integrated+maxBacklog || l.failed.Load() != nil
+		ok := l.size.Load()+uint64(n) <= l.integrated+maxBacklog || l.failed.Load() != nil
 		progress := l.progress
 		l.mu.Unlock()
 		if ok {
@@ -238,12 +237,12 @@ func (l *Log) integrate() {
 			l.fail(err)
 			return
 		}
-		if l.rotated.Swap(false) || l.leftover {
-			left, err := removeIntegrated(l.root, recs[n-1].index+1, math.MaxUint64)
+		if l.segments.Load() > 1 {
+			removed, err := removeIntegrated(l.root, recs[n-1].index+1, math.MaxUint64)
 			if err != nil {
 				l.logger.Warn("couldn't remove integrated audit WAL segments", slog.Any("err", err))
 			}
-			l.leftover = left > 1
+			l.segments.Add(-int64(removed))
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,20 +20,7 @@ func TestConsistencyProof(t *testing.T) {
 	l := openLog(t, testConfig(t, t.TempDir()))
 	ctx := context.Background()
 	const n = 600
-	// Odd batch sizes leave partial tiles at sizes the proofs do not ask for.
-	var wg sync.WaitGroup
-	for i := 0; i < n; {
-		k := min(1+i%41, n-i)
-		for j := range k {
-			wg.Go(func() {
-				if _, err := l.Record(ctx, entry(i+j)); err != nil {
-					t.Error(err)
-				}
-			})
-		}
-		wg.Wait()
-		i += k
-	}
+	recordInGroups(t, l, n, 41)
 	cp := waitCheckpoint(t, l, n)
 	leaves := readAll(t, l, cp.Size)
 	sizes := []uint64{1, 2, 3, 7, 8, 255, 256, 257, 300, 511, 512, 513, cp.Size}

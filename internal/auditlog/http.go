@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -22,10 +20,6 @@ const (
 	cacheFull       = "public, max-age=31536000, immutable"
 	cachePartial    = "public, max-age=60"
 )
-
-// tilePathRE matches the shapes of C2SP tlog-tiles resources; parseTilePath
-// then requires the path to be the canonical encoding of what it names.
-var tilePathRE = regexp.MustCompile(`^tile/(entries|[0-9]{1,2})/((?:x[0-9]{3}/){0,6}[0-9]{3})(?:\.p/([0-9]{1,3}))?$`)
 
 // Handler serves the log read-only at the C2SP tlog-tiles paths relative to
 // where it is mounted: "checkpoint", "tile/<L>/<N>[.p/<W>]" and
@@ -117,29 +111,27 @@ func resource(r *http.Request) (name, cache string, ok bool) {
 // parseTilePath reports whether p is the canonical path of a hash tile or
 // an entry bundle, and whether that resource is partial.
 func parseTilePath(p string) (partial, ok bool) {
-	m := tilePathRE.FindStringSubmatch(p)
-	if m == nil {
+	rest, ok := strings.CutPrefix(p, "tile/")
+	if !ok {
 		return false, false
 	}
-	n, err := strconv.ParseUint(strings.NewReplacer("x", "", "/", "").Replace(m[2]), 10, 64)
+	kind, index, ok := strings.Cut(rest, "/")
+	if !ok {
+		return false, false
+	}
+	n, w, err := layout.ParseTileIndexPartial(index)
 	if err != nil {
 		return false, false
 	}
-	var w uint64
-	if m[3] != "" {
-		if w, err = strconv.ParseUint(m[3], 10, 8); err != nil || w == 0 {
-			return false, false
-		}
-	}
 	var canon string
-	if m[1] == "entries" {
-		canon = layout.EntriesPath(n, uint8(w))
+	if kind == "entries" {
+		canon = layout.EntriesPath(n, w)
 	} else {
-		level, err := layout.ParseTileLevel(m[1])
+		level, err := layout.ParseTileLevel(kind)
 		if err != nil {
 			return false, false
 		}
-		canon = layout.TilePath(level, n, uint8(w))
+		canon = layout.TilePath(level, n, w)
 	}
 	return w != 0, canon == p
 }

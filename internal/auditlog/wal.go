@@ -263,7 +263,7 @@ func (w *walWriter) close() {
 // removeIntegrated deletes the segments whose entries are all below
 // integrated; lastEnd is one past the last entry of the last segment, or
 // math.MaxUint64 while it is being written. It returns how many segments
-// are left.
+// it removed.
 func removeIntegrated(root *os.Root, integrated, lastEnd uint64) (int, error) {
 	firsts, err := walSegments(root)
 	if err != nil {
@@ -275,13 +275,13 @@ func removeIntegrated(root *os.Root, integrated, lastEnd uint64) (int, error) {
 			end = firsts[i+1]
 		}
 		if end > integrated {
-			return len(firsts) - i, nil
+			return i, nil
 		}
 		if err := root.Remove(walDir + "/" + walSegmentName(first)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return len(firsts) - i, fmt.Errorf("couldn't remove integrated audit WAL segment: %w", err)
+			return i, fmt.Errorf("couldn't remove integrated audit WAL segment: %w", err)
 		}
 	}
-	return 0, nil
+	return len(firsts), nil
 }
 
 func syncDir(root *os.Root, name string) error {

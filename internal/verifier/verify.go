@@ -186,10 +186,9 @@ type run struct {
 
 // bundle is the outcome of checking one entry bundle.
 type bundle struct {
-	index   uint64 // bundle index
 	first   uint64 // log index of hashes[0]
 	hashes  [][]byte
-	entries []custos.AuditEntry // nil where an entry did not parse
+	entries []custos.AuditEntry // zero where an entry did not parse
 	parsed  []bool
 	bad     error // first entry that did not parse
 	err     error
@@ -243,7 +242,7 @@ func (v *run) span(bi uint64) (lo, hi uint64) {
 // check fetches bundle bi, hashes and parses the entries it covers.
 func (v *run) check(ctx context.Context, bi uint64) bundle {
 	lo, hi := v.span(bi)
-	b := bundle{index: bi, first: lo}
+	b := bundle{first: lo}
 	raw, path, err := v.f.bundle(ctx, bi, layout.PartialTileSize(0, bi, v.cp.Size))
 	switch {
 	case errors.Is(err, os.ErrNotExist) || errors.Is(err, errMalformed):

@@ -92,7 +92,6 @@ func (l *testLog) proof(t testing.TB, from, to uint64) [][]byte {
 // testWitness is a running witness and what it takes to talk to it.
 type testWitness struct {
 	w      *Witness
-	dir    string
 	vkey   string
 	client *Client
 	url    string
@@ -121,7 +120,7 @@ func startWitness(t testing.TB, dir, skey, vkey string, logs ...*testLog) *testW
 		srv.Close()
 		w.Close()
 	})
-	return &testWitness{w: w, dir: dir, vkey: vkey, url: srv.URL, client: &Client{URL: srv.URL, HTTP: srv.Client()}}
+	return &testWitness{w: w, vkey: vkey, url: srv.URL, client: &Client{URL: srv.URL, HTTP: srv.Client()}}
 }
 
 func newWitness(t testing.TB, logs ...*testLog) *testWitness {
