@@ -289,7 +289,7 @@ var (
 	labelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$`)
 )
 
-// Validate reports the first problem with c, naming the key.
+// Validate reports every problem with c, each naming its key.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,9 +9,10 @@ import (
 	"time"
 
 	"github.com/custos/custos/internal/starter"
+	"go.yaml.in/yaml/v3"
 )
 
-func starterConfig(t *testing.T) []byte {
+func starterConfig(t testing.TB) []byte {
 	t.Helper()
 	b, err := starter.Config(starter.Params{Name: "custos-us", Jurisdiction: "US", Location: "us-local", Issuer: "dev", ShredAfter: time.Hour})
 	if err != nil {
@@ -93,15 +95,27 @@ func TestLoadCapped(t *testing.T) {
 	}
 }
 
+// FuzzParse checks that an accepted config, written back, is read as the
+// same config.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("name: x\njurisdiction: US\n"))
 	f.Add([]byte("{"))
+	f.Add(starterConfig(f))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data)
-		if err == nil {
-			if err := c.Validate(); err != nil {
-				t.Fatalf("accepted config does not validate: %v", err)
-			}
+		if err != nil {
+			return
+		}
+		out, err := yaml.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Parse(out)
+		if err != nil {
+			t.Fatalf("config written back is refused: %v\n%s", err, out)
+		}
+		if back, _ := yaml.Marshal(again); !bytes.Equal(back, out) {
+			t.Fatalf("config written back reads differently:\n%s\nthen\n%s", out, back)
 		}
 	})
 }

@@ -94,9 +94,8 @@ type AuditLog interface {
 // Gateway is the API's handler.
 type Gateway struct {
 	http.Handler
-	routes []string
-	srv    *server
-	once   sync.Once
+	srv  *server
+	once sync.Once
 }
 
 // Close stops the gateway's background work, recording the failed
@@ -109,7 +108,7 @@ func (g *Gateway) Close() {
 }
 
 // Routes lists "METHOD /pattern" of every API route, sorted.
-func (g *Gateway) Routes() []string { return slices.Clone(g.routes) }
+func (g *Gateway) Routes() []string { return slices.Clone(g.srv.routes) }
 
 // New returns the gateway.
 func New(cfg Config) *Gateway {
@@ -164,7 +163,7 @@ func New(cfg Config) *Gateway {
 	}))
 	slices.Sort(s.routes)
 	go s.recordAuthFailures()
-	return &Gateway{Handler: http.MaxBytesHandler(mux, cfg.MaxBodyBytes), routes: s.routes, srv: s}
+	return &Gateway{Handler: http.MaxBytesHandler(mux, cfg.MaxBodyBytes), srv: s}
 }
 
 // recordAuthFailures records the failed authentications of each interval,
@@ -239,10 +238,10 @@ func (s *server) observe(route string, h http.HandlerFunc) http.Handler {
 			sw.Header().Set("Retry-After", "1")
 			s.problem(sw, r, custos.Errorf(custos.CodeUnavailable, "too many requests in flight; retry later"))
 		}
-		code := strconv.Itoa(sw.status)
-		s.requests.WithLabelValues(route, code).Inc()
-		s.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
-		s.log.Info("request", "method", r.Method, "route", route, "status", sw.status, "ms", float64(time.Since(start).Microseconds())/1000)
+		elapsed := time.Since(start)
+		s.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+		s.latency.WithLabelValues(route).Observe(elapsed.Seconds())
+		s.log.Info("request", "method", r.Method, "route", route, "status", sw.status, "ms", float64(elapsed.Microseconds())/1000)
 	})
 }
 

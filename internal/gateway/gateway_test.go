@@ -26,10 +26,8 @@ import (
 	"github.com/custos/custos/internal/custody/custodytest"
 	"github.com/custos/custos/internal/gateway"
 	"github.com/custos/custos/internal/identity"
-	"github.com/custos/custos/internal/keys"
 	"github.com/custos/custos/internal/vault"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/mod/sumdb/note"
 )
 
 const (
@@ -62,13 +60,11 @@ var protectedUsers = []string{"id", "email", "phone", "birthdate", "ip"}
 func recordBody(id string, fields map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `{"id":%q,"fields":{`, id)
-	i := 0
-	for _, name := range slices.Sorted(maps.Keys(fields)) {
+	for i, name := range slices.Sorted(maps.Keys(fields)) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		fmt.Fprintf(&b, "%q:%s", name, fields[name])
-		i++
 	}
 	b.WriteString("}}")
 	return b.String()
@@ -108,8 +104,6 @@ type env struct {
 	gw        *gateway.Gateway
 	srv       *httptest.Server
 	auditor   *auditor
-	keyring   *keys.Local
-	receipts  note.Verifier
 	issuerKey ed25519.PrivateKey
 	// Bearer tokens of the parties.
 	service, staff, approver, engineer, monitor string
@@ -131,7 +125,7 @@ func newEnv(t testing.TB, o options) *env {
 		e.auditor = &auditor{j: j, entered: make(chan struct{}, 1)}
 		return e.auditor
 	}})
-	e.keyring, e.receipts, e.ce = ce.Keyring, ce.Receipts, ce
+	e.ce = ce
 	svc := ce.Service
 	var err error
 	if e.issuerKey, err = identity.GenerateKey(); err != nil {
@@ -387,6 +381,19 @@ func decodeRead(t testing.TB, r reply) readReply {
 	return out
 }
 
+// readU1 reads u1's users record as token, checking that it succeeds and
+// lists the fields in schema order.
+func (e *env) readU1(t testing.TB, token string, hdr ...string) (reply, readReply) {
+	t.Helper()
+	r := e.do(t, "GET", "/v1/records/users/u1", token, "", hdr...)
+	wantStatus(t, r, http.StatusOK)
+	rd := decodeRead(t, r)
+	if !slices.Equal(rd.Order, usersOrder) {
+		t.Errorf("fields in order %v, want %v", rd.Order, usersOrder)
+	}
+	return r, rd
+}
+
 // addUser registers id and writes its users record through the API.
 func (e *env) addUser(t testing.TB, id string, fields map[string]string) {
 	t.Helper()
@@ -426,18 +433,13 @@ func TestContract(t *testing.T) {
 	}
 
 	t.Run("staff", func(t *testing.T) {
-		r := e.do(t, "GET", "/v1/records/users/u1", e.staff, "", "Custos-Purpose", "support")
-		wantStatus(t, r, http.StatusOK)
+		r, rd := e.readU1(t, e.staff, "Custos-Purpose", "support")
 		auditIndex(t, r)
 		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
 			t.Errorf("Cache-Control %q, want no-store", cc)
 		}
-		rd := decodeRead(t, r)
 		if rd.ID != "u1" || rd.Collection != "users" {
 			t.Errorf("read of %s/%s", rd.Collection, rd.ID)
-		}
-		if !slices.Equal(rd.Order, usersOrder) {
-			t.Errorf("fields in order %v, want %v", rd.Order, usersOrder)
 		}
 		for name, want := range ada {
 			f := rd.Fields[name]
@@ -455,12 +457,7 @@ func TestContract(t *testing.T) {
 	})
 
 	t.Run("engineer abroad", func(t *testing.T) {
-		r := e.do(t, "GET", "/v1/records/users/u1", e.engineer, "")
-		wantStatus(t, r, http.StatusOK)
-		rd := decodeRead(t, r)
-		if !slices.Equal(rd.Order, usersOrder) {
-			t.Errorf("fields in order %v, want %v", rd.Order, usersOrder)
-		}
+		r, rd := e.readU1(t, e.engineer)
 		for _, name := range protectedUsers {
 			f := rd.Fields[name]
 			if f.Form == custos.FormClear || f.Form == custos.FormWithheld || f.Value == nil {
@@ -489,12 +486,7 @@ func TestContract(t *testing.T) {
 	})
 
 	t.Run("monitor", func(t *testing.T) {
-		r := e.do(t, "GET", "/v1/records/users/u1", e.monitor, "")
-		wantStatus(t, r, http.StatusOK)
-		rd := decodeRead(t, r)
-		if !slices.Equal(rd.Order, usersOrder) {
-			t.Errorf("fields in order %v, want %v", rd.Order, usersOrder)
-		}
+		r, rd := e.readU1(t, e.monitor)
 		for _, name := range usersOrder {
 			f, raw := rd.Fields[name], rd.Raw[name]
 			if name == "country" {
@@ -555,15 +547,15 @@ func TestErase(t *testing.T) {
 	if err := json.Unmarshal(r.body, &body); err != nil || !body.Erased || body.Records != 1 {
 		t.Fatalf("erase answered %s (%v)", r.body, err)
 	}
-	rc, err := vault.VerifyReceipt([]byte(body.Receipt), e.receipts)
+	rc, err := vault.VerifyReceipt([]byte(body.Receipt), e.ce.Receipts)
 	if err != nil {
 		t.Fatalf("receipt does not verify: %v\n%s", err, body.Receipt)
 	}
-	if rc.Subject != "u1" || rc.Records != 1 || rc.Jurisdiction != "US" || rc.KEK != e.keyring.Current() {
+	if rc.Subject != "u1" || rc.Records != 1 || rc.Jurisdiction != "US" || rc.KEK != e.ce.Keyring.Current() {
 		t.Errorf("receipt = %+v", rc)
 	}
 	tampered := strings.Replace(body.Receipt, "u1", "u2", 1)
-	if _, err := vault.VerifyReceipt([]byte(tampered), e.receipts); err == nil {
+	if _, err := vault.VerifyReceipt([]byte(tampered), e.ce.Receipts); err == nil {
 		t.Error("a tampered receipt verifies")
 	}
 

@@ -17,6 +17,15 @@ func setAuditIndex(w http.ResponseWriter, idx uint64) {
 	w.Header().Set("Custos-Audit-Index", strconv.FormatUint(idx, 10))
 }
 
+// createdStatus is the status of a write: 201 when it created what it
+// names, 200 when it replaced it.
+func createdStatus(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
 func (s *server) putSubject(w http.ResponseWriter, r *http.Request, req custody.Request) {
 	var body struct {
 		Residency string `json:"residency"`
@@ -30,11 +39,7 @@ func (s *server) putSubject(w http.ResponseWriter, r *http.Request, req custody.
 		s.problem(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, map[string]any{"id": r.PathValue("id"), "residency": body.Residency, "created": created})
+	writeJSON(w, createdStatus(created), map[string]any{"id": r.PathValue("id"), "residency": body.Residency, "created": created})
 }
 
 func (s *server) deleteSubject(w http.ResponseWriter, r *http.Request, req custody.Request) {
@@ -65,12 +70,8 @@ func (s *server) postRecord(w http.ResponseWriter, r *http.Request, req custody.
 		s.problem(w, r, err)
 		return
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
 	setAuditIndex(w, idx)
-	writeJSON(w, status, map[string]any{"id": body.ID, "created": created, "audit_index": idx})
+	writeJSON(w, createdStatus(created), map[string]any{"id": body.ID, "created": created, "audit_index": idx})
 }
 
 // orderedFields encodes a read's fields in schema order.

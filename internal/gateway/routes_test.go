@@ -20,6 +20,7 @@ func TestZeroLimitsGetDefaults(t *testing.T) {
 	cfg.MaxBodyBytes, cfg.MaxInFlight, cfg.RequestTimeout = 0, 0, 0
 	cfg.Registry = prometheus.NewRegistry()
 	gw := gateway.New(cfg)
+	t.Cleanup(gw.Close)
 	for _, r := range []*http.Request{
 		httptest.NewRequest("GET", "/healthz", nil),
 		withToken(httptest.NewRequest("PUT", "/v1/subjects/z1", strings.NewReader(`{"residency":"US"}`)), e.service),

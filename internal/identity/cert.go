@@ -41,5 +41,5 @@ func PrincipalFromCert(c *x509.Certificate, orgs []string) (custos.Principal, er
 			p.Roles = append(p.Roles, ou)
 		}
 	}
-	return checkPrincipal(p)
+	return checkPrincipal(p, orgs)
 }

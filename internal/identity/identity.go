@@ -31,6 +31,7 @@ package identity
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -111,7 +112,7 @@ func NewVerifier(c Config) (*Verifier, error) {
 	v := &Verifier{
 		issuers:  make(map[string]*issuer, len(c.Issuers)),
 		orgs:     slices.Clone(c.Orgs),
-		maxTTL:   cmp(c.MaxTTL, DefaultMaxTTL),
+		maxTTL:   cmp.Or(c.MaxTTL, DefaultMaxTTL),
 		now:      c.Now,
 		verified: make(map[[sha256.Size]byte]verifiedToken),
 	}
@@ -127,20 +128,13 @@ func NewVerifier(c Config) (*Verifier, error) {
 				jwt.WithIssuer(is.Name),
 				jwt.WithExpirationRequired(),
 				jwt.WithIssuedAt(),
-				jwt.WithLeeway(cmp(c.Leeway, DefaultLeeway)),
+				jwt.WithLeeway(cmp.Or(c.Leeway, DefaultLeeway)),
 				jwt.WithTimeFunc(v.now),
 				jwt.WithStrictDecoding(),
 			),
 		}
 	}
 	return v, nil
-}
-
-func cmp(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 func (c *Config) check() error {
@@ -222,7 +216,9 @@ func (v *Verifier) Verify(token string) (custos.Principal, error) {
 	if err := v.checkLifetime(&c); err != nil {
 		return custos.Principal{}, err
 	}
-	p, err := v.principal(&c)
+	p, err := checkPrincipal(custos.Principal{
+		ID: c.Subject, Issuer: c.Issuer, Org: c.Org, Loc: c.Loc, Roles: c.Roles, Vetted: c.Vetted,
+	}, v.orgs)
 	if err != nil {
 		return custos.Principal{}, err
 	}
@@ -306,23 +302,15 @@ func (v *Verifier) checkLifetime(c *claims) error {
 	return nil
 }
 
-func (v *Verifier) principal(c *claims) (custos.Principal, error) {
-	if !validSub(c.Subject) {
-		return custos.Principal{}, unauthenticated("bad sub claim")
-	}
-	if !slices.Contains(v.orgs, c.Org) {
-		return custos.Principal{}, unauthenticated("org claim not allowed")
-	}
-	p := custos.Principal{ID: c.Subject, Issuer: c.Issuer, Org: c.Org, Loc: c.Loc, Roles: c.Roles, Vetted: c.Vetted}
-	return checkPrincipal(p)
-}
-
-// checkPrincipal checks the shape of p's attributes, not its org, and
-// returns it with its roles sorted and without duplicates.
-func checkPrincipal(p custos.Principal) (custos.Principal, error) {
+// checkPrincipal checks the shape of p's attributes and, unless orgs is
+// nil, that its org is one of orgs. It returns p with its roles sorted and
+// without duplicates.
+func checkPrincipal(p custos.Principal, orgs []string) (custos.Principal, error) {
 	switch {
 	case !validSub(p.ID):
 		return custos.Principal{}, unauthenticated("bad sub claim")
+	case orgs != nil && !slices.Contains(orgs, p.Org):
+		return custos.Principal{}, unauthenticated("org claim not allowed")
 	case p.Org == "" || len(p.Org) > 64:
 		return custos.Principal{}, unauthenticated("bad org claim")
 	case !validLoc(p.Loc):

@@ -36,7 +36,7 @@ func Mint(key ed25519.PrivateKey, iss, aud string, p custos.Principal, ttl time.
 	case ttl <= 0:
 		return "", errors.New("couldn't mint token: ttl must be positive")
 	}
-	p, err := checkPrincipal(p)
+	p, err := checkPrincipal(p, nil)
 	if err != nil {
 		return "", fmt.Errorf("couldn't mint token: %w", err)
 	}

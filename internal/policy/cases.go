@@ -177,7 +177,7 @@ func (c *Case) check() error {
 		if !slices.Contains([]custos.Form{custos.FormClear, custos.FormToken, custos.FormMasked, custos.FormWithheld}, custos.Form(c.Want)) {
 			return fmt.Errorf("%q: a read wants clear, token, masked or withheld, not %q", c.Name, c.Want)
 		}
-	case isFieldAction(custos.Action(c.Action)) || slices.Contains(subjectActions, custos.Action(c.Action)):
+	case slices.Contains(fieldActions, custos.Action(c.Action)) || slices.Contains(subjectActions, custos.Action(c.Action)):
 		if c.Want != outcomeAllow && c.Want != outcomeDeny {
 			return fmt.Errorf("%q: action %s wants allow or deny, not %q", c.Name, c.Action, c.Want)
 		}

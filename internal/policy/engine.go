@@ -211,7 +211,7 @@ func (e *Engine) Forms(p custos.Principal, ctx Context, fields []Field) []custos
 // fields other than reads (write, detokenize, approve); Forms decides reads.
 // An action that does not apply to fields is denied.
 func (e *Engine) Allowed(p custos.Principal, a custos.Action, f Field, ctx Context) bool {
-	if !isFieldAction(a) {
+	if !slices.Contains(fieldActions, a) {
 		return false
 	}
 	s := e.snap.Load()
@@ -245,15 +245,6 @@ func (e *Engine) AllowedOnSubject(p custos.Principal, a custos.Action, subjectID
 	}
 	_, cacheable := requestKey(p, ctx)
 	return e.newRequest(e.snap.Load(), p, ctx, cacheable).allowed(a, &subject)
-}
-
-func isFieldAction(a custos.Action) bool {
-	for _, f := range fieldActions {
-		if a == f {
-			return true
-		}
-	}
-	return false
 }
 
 // formAllow and formDeny stand for the decisions of Allowed in the cache.

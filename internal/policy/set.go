@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -156,12 +157,7 @@ func checkFiles(files map[string][]byte) ([]string, error) {
 	if total > maxSetBytes {
 		return nil, fmt.Errorf("couldn't parse policies: more than %d bytes", maxSetBytes)
 	}
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names, nil
+	return slices.Sorted(maps.Keys(files)), nil
 }
 
 // add parses one file into s.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/custos/custos"
@@ -57,7 +58,7 @@ func (p *parser) mapping(n *yaml.Node, path string, known ...string) (keys []*ya
 		if !p.kind(k, path, yaml.ScalarNode, "a plain key") {
 			return nil, nil
 		}
-		if known != nil && !contains(known, k.Value) {
+		if known != nil && !slices.Contains(known, k.Value) {
 			p.failf(k, path, "unknown key %s (want one of %s)", quote(k.Value), strings.Join(known, ", "))
 			return nil, nil
 		}
@@ -251,15 +252,6 @@ func (p *parser) description(n *yaml.Node, path string) string {
 		p.failf(n, path, "longer than %d bytes", maxDescription)
 	}
 	return d
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func join[T ~string](list []T) string {

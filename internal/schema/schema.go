@@ -88,6 +88,19 @@ func Load(path string) (*Schema, error) {
 // Parse parses and validates a schema file. name is used in error messages,
 // which take the form "name:line:col: path: message".
 func Parse(name string, data []byte) (*Schema, error) {
+	s, err := parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return s, nil
+}
+
+// parse builds the Schema of a file, refusing what does not fit as it walks
+// the file; Parse then holds the result to check.
+func parse(name string, data []byte) (*Schema, error) {
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("%s: schema is larger than %d bytes", name, MaxFileSize)
 	}
@@ -99,9 +112,6 @@ func Parse(name string, data []byte) (*Schema, error) {
 	s := p.schema(root)
 	if p.err != nil {
 		return nil, p.err
-	}
-	if err := s.check(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	sum := sha256.Sum256(data)
 	s.Digest = hex.EncodeToString(sum[:])
