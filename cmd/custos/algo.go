@@ -111,15 +111,3 @@ func (e *env) algoSign(args []string) error {
 	fmt.Fprintf(e.stdout, "wrote %s: %s %s, module sha256 %s, signed by %s\n", *out, m.Name, m.Version, algo.Digest(module), signer.Name())
 	return nil
 }
-
-// readCapped reads a file of at most limit bytes.
-func readCapped(path string, limit int64) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return os.ReadFile(path)
-}

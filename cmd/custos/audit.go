@@ -45,8 +45,22 @@ func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }
 // readKeyFile returns the one line of a public key file.
 func readKeyFile(path string) (string, error) { return notekey.Read(path, "key file", false) }
 
-// logVerifier reads the log's verifier key file (log.vkey).
-func logVerifier(path string) (note.Verifier, error) { return auditlog.ReadVerifier(path) }
+// witnessVerifiers reads witnesses' verifier key files (cosignature/v1).
+func witnessVerifiers(paths []string) ([]note.Verifier, error) {
+	var vs []note.Verifier
+	for _, path := range paths {
+		k, err := readKeyFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read a witness key: %w", err)
+		}
+		v, err := fnote.NewVerifierForCosignatureV1(k)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not a cosignature/v1 verifier key: %w", path, err)
+		}
+		vs = append(vs, v)
+	}
+	return vs, nil
+}
 
 func (e *env) auditVerify(ctx context.Context, args []string, report bool) error {
 	name, use := "audit verify", "custos audit verify --log URL --key FILE [--state FILE] [--witness FILE ...] [--quorum N]"
@@ -70,19 +84,11 @@ func (e *env) auditVerify(ctx context.Context, args []string, report bool) error
 	}
 	cfg := verifier.Config{LogURL: *logURL, Quorum: *quorum}
 	var err error
-	if cfg.Verifier, err = logVerifier(*keyPath); err != nil {
+	if cfg.Verifier, err = auditlog.ReadVerifier(*keyPath); err != nil {
 		return err
 	}
-	for _, w := range witnesses {
-		k, err := readKeyFile(w)
-		if err != nil {
-			return fmt.Errorf("couldn't read a witness key: %w", err)
-		}
-		v, err := fnote.NewVerifierForCosignatureV1(k)
-		if err != nil {
-			return fmt.Errorf("%s is not a cosignature/v1 verifier key: %w", w, err)
-		}
-		cfg.Witnesses = append(cfg.Witnesses, v)
+	if cfg.Witnesses, err = witnessVerifiers(witnesses); err != nil {
+		return err
 	}
 	if *statePath != "" {
 		st, err := os.ReadFile(*statePath)
@@ -138,7 +144,7 @@ func (e *env) auditProve(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	v, err := logVerifier(*keyPath)
+	v, err := auditlog.ReadVerifier(*keyPath)
 	if err != nil {
 		return err
 	}
@@ -149,19 +155,11 @@ func (e *env) auditProve(ctx context.Context, args []string) error {
 	// The log's key alone is the custodian's word: with witnesses, the
 	// checkpoint the proof is against must carry their cosignatures.
 	if len(witnesses) > 0 {
-		ws := []note.Verifier{v}
-		for _, w := range witnesses {
-			k, err := readKeyFile(w)
-			if err != nil {
-				return fmt.Errorf("couldn't read a witness key: %w", err)
-			}
-			wv, err := fnote.NewVerifierForCosignatureV1(k)
-			if err != nil {
-				return fmt.Errorf("%s is not a cosignature/v1 verifier key: %w", w, err)
-			}
-			ws = append(ws, wv)
+		ws, err := witnessVerifiers(witnesses)
+		if err != nil {
+			return err
 		}
-		n, err := note.Open(p.Checkpoint, note.VerifierList(ws...))
+		n, err := note.Open(p.Checkpoint, note.VerifierList(append(ws, v)...))
 		if err != nil {
 			return fmt.Errorf("the checkpoint of the proof does not verify: %w", err)
 		}

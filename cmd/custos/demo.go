@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/starter"
 )
 
@@ -60,24 +61,15 @@ func (e *env) demo(ctx context.Context, args []string) error {
 		return err
 	}
 	cfgPath := filepath.Join(*dir, "custos.yaml")
-	d, err := openDeployment(ctx, cfgPath, e.log)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	d, err := openDeployment(ctx, cfg, e.log)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("couldn't listen: %w (pick another address with --listen)", err)
-	}
-	base := "http://" + ln.Addr().String()
-	ready := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() { errc <- e.run(ctx, d, ln, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-errc:
-		return err
-	}
 	tokens := map[string]string{}
 	for _, dp := range demoPrincipals {
 		t, err := mint(d.cfg, dp.p, 12*time.Hour)
@@ -86,7 +78,25 @@ func (e *env) demo(ctx context.Context, args []string) error {
 		}
 		tokens[dp.env] = t
 	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("couldn't listen: %w (pick another address with --listen)", err)
+	}
+	base := "http://" + ln.Addr().String()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ready := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() { errc <- e.run(ctx, d, ln, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-errc:
+		return err
+	}
 	if err := loadDemo(ctx, base, tokens["SVC"]); err != nil {
+		// The server stops before the deployment under it closes.
+		stop()
+		<-errc
 		return fmt.Errorf("couldn't load the sample data: %w", err)
 	}
 	e.printDemo(base, cfgPath, tokens)

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -49,7 +47,7 @@ func TestDemo(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
 	exit := make(chan int, 1)
 	go func() {
-		exit <- Main(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--dir", dir}, strings.NewReader(""), &stdout, &stderr)
+		exit <- Main(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--dir", dir}, &stdout, &stderr)
 	}()
 
 	deadline := time.After(30 * time.Second)
@@ -87,31 +85,14 @@ func TestDemo(t *testing.T) {
 
 	do := func(method, path, token, purpose, body string, want int) []byte {
 		t.Helper()
-		var rd io.Reader
+		var v any
 		if body != "" {
-			rd = strings.NewReader(body)
+			v = json.RawMessage(body)
 		}
-		req, err := http.NewRequest(method, base+path, rd)
+		c := &apiClient{base: base, token: token, purpose: purpose}
+		b, err := c.do(ctx, method, path, v, want)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		if purpose != "" {
-			req.Header.Set("Custos-Purpose", purpose)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode != want {
-			t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, b)
 		}
 		return b
 	}

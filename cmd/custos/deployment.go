@@ -40,8 +40,9 @@ type deployment struct {
 	witnesses *witnessing
 }
 
-// receiptKeyName names the custodian's key in signed receipts.
-func receiptKeyName(cfg *config.Config) string { return cfg.Name + "-custodian" }
+// receiptKeyName names the custodian's key in the signed receipts of the
+// deployment named name; custodian.vkey verifies it.
+func receiptKeyName(name string) string { return name + "-custodian" }
 
 // openStore opens the configured store and refuses one whose declared
 // location is not permitted for the jurisdiction.
@@ -72,11 +73,9 @@ func openStore(ctx context.Context, cfg *config.Config) (custos.Store, error) {
 	return st, nil
 }
 
-func openDeployment(ctx context.Context, path string, log *slog.Logger) (_ *deployment, err error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
-	}
+// openDeployment opens every component of the deployment cfg describes
+// and records the policies and schema it serves on the audit log.
+func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *deployment, err error) {
 	d := &deployment{cfg: cfg}
 	defer func() {
 		if err != nil {
@@ -113,7 +112,7 @@ func openDeployment(ctx context.Context, path string, log *slog.Logger) (_ *depl
 	if err != nil {
 		return nil, err
 	}
-	signer, err := d.keyring.Signer(receiptKeyName(cfg))
+	signer, err := d.keyring.Signer(receiptKeyName(cfg.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -205,5 +204,3 @@ func (d *deployment) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
-func isNotFound(err error) bool { return errors.Is(err, custos.ErrNotFound) }

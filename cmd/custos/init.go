@@ -98,7 +98,7 @@ func initDeployment(dir string, p starter.Params) error {
 	if err != nil {
 		return err
 	}
-	vkey, err := kr.VerifierKey(p.Name + "-custodian")
+	vkey, err := kr.VerifierKey(receiptKeyName(p.Name))
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/starter"
 	"github.com/custos/custos/internal/verifier"
@@ -103,7 +103,7 @@ func TestKillUnderLoad(t *testing.T) {
 
 	srv2, addr2 := startServer(t, bin, cfgPath)
 	defer func() { srv2.Process.Signal(syscall.SIGINT); srv2.Wait() }()
-	v, err := logVerifier(filepath.Join(dir, "log.vkey"))
+	v, err := auditlog.ReadVerifier(filepath.Join(dir, "log.vkey"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,12 +137,10 @@ func TestKillUnderLoad(t *testing.T) {
 // startServer runs `custos serve` on a free port and waits until it is ready.
 func startServer(t *testing.T, bin, cfgPath string) (*exec.Cmd, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--listen", addr)
 	if testing.Verbose() {
 		cmd.Stderr = os.Stderr
@@ -151,18 +149,8 @@ func startServer(t *testing.T, bin, cfgPath string) (*exec.Cmd, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return cmd, addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := waitHTTP("http://" + addr + "/healthz"); err != nil {
+		t.Fatalf("server not ready: %v", err)
 	}
+	return cmd, addr
 }

@@ -41,7 +41,6 @@ Example:
 
 // env is what a run of the program sees of the world.
 type env struct {
-	stdin          io.Reader
 	stdout, stderr io.Writer
 	log            *slog.Logger
 }
@@ -50,18 +49,18 @@ func main() {
 	sandbox.MaybeWorker()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(Main(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // errUsage is a command-line mistake; usage has been printed.
 var errUsage = errors.New("usage")
 
 // Main runs custos with args and returns the exit code.
-func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// The log library reports through klog; custos reports through slog.
 	klog.LogToStderr(false)
 	klog.SetOutput(io.Discard)
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: newLogger(stderr)}
+	e := &env{stdout: stdout, stderr: stderr, log: newLogger(stderr)}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -142,4 +141,22 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// readCapped reads a file of at most limit bytes, reading no more than
+// limit+1 whatever the file is.
+func readCapped(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/verifier"
 	"github.com/rogpeppe/go-internal/testscript"
 	fnote "github.com/transparency-dev/formats/note"
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"custos": func() {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			code := Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+			code := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 			stop()
 			os.Exit(code)
 		},
@@ -68,11 +69,18 @@ func cmdFreeport(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: freeport VAR")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	ts.Check(err)
-	addr := ln.Addr().String()
-	ts.Check(ln.Close())
 	ts.Setenv(args[0], addr)
+}
+
+// freeAddr returns a local address with a port nothing listens on.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	return ln.Addr().String(), ln.Close()
 }
 
 // cmdWaitHTTP polls a URL until it answers 200, for up to 10 seconds.
@@ -82,15 +90,23 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: waithttp URL")
 	}
+	if err := waitHTTP(args[0]); err != nil {
+		ts.Fatalf("%v", err)
+	}
+}
+
+// waitHTTP polls url until it answers 200, for up to 10 seconds, and
+// otherwise returns the last answer or failure.
+func waitHTTP(url string) error {
 	c := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(10 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
-		resp, err := c.Get(args[0])
+		resp, err := c.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 			last = resp.Status
 		} else {
@@ -98,7 +114,7 @@ func cmdWaitHTTP(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	ts.Fatalf("%s did not answer 200 within 10s: %s", args[0], last)
+	return fmt.Errorf("%s did not answer 200 within 10s: %s", url, last)
 }
 
 // cmdHTTP makes a request and prints the response body to stdout and the
@@ -302,7 +318,7 @@ func TestExitCodes(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := Main(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)
+			code := Main(context.Background(), tc.args, &stdout, &stderr)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d\nstderr:\n%s", code, tc.code, &stderr)
 			}
@@ -327,7 +343,7 @@ func cmdAuditCount(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	want, err := strconv.Atoi(args[3])
 	ts.Check(err)
-	v, err := logVerifier(ts.MkAbs(args[1]))
+	v, err := auditlog.ReadVerifier(ts.MkAbs(args[1]))
 	ts.Check(err)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -390,7 +406,7 @@ func cmdCosigned(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 4 {
 		ts.Fatalf("usage: cosigned URL VKEY SIZE WITNESSVKEY...")
 	}
-	v, err := logVerifier(ts.MkAbs(args[1]))
+	v, err := auditlog.ReadVerifier(ts.MkAbs(args[1]))
 	ts.Check(err)
 	size, err := strconv.ParseUint(args[2], 10, 64)
 	ts.Check(err)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/custos/custos/internal/config"
@@ -46,17 +44,9 @@ func (e *env) policy(args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(pos[0])
+	data, err := readCapped(pos[0], maxTestTable)
 	if err != nil {
 		return err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxTestTable+1))
-	if err != nil {
-		return err
-	}
-	if len(data) > maxTestTable {
-		return fmt.Errorf("%s is larger than %d bytes", pos[0], maxTestTable)
 	}
 	cases, err := policy.ParseTests(data)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,17 +10,22 @@ import (
 	"time"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/policy"
 	"github.com/custos/custos/internal/starter"
 )
 
-func testDeployment(t *testing.T) *deployment {
+func testDeployment(t testing.TB) *deployment {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "dep")
 	if err := initDeployment(dir, starter.Params{Name: "custos-test", Jurisdiction: "US", Location: "us-local", Issuer: "dev", ShredAfter: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := openDeployment(context.Background(), filepath.Join(dir, "custos.yaml"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg, err := config.Load(filepath.Join(dir, "custos.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := openDeployment(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

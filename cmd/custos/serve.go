@@ -41,18 +41,23 @@ func (e *env) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("couldn't listen: %w (pick another address with --listen)", err)
 	}
 	defer ln.Close()
-	d, err := openDeployment(ctx, *cfgPath, e.log)
+	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if d.cfg.TLS.Cert != "" {
-		tc, err := tlsConfig(d.cfg)
+	// The certificate too is checked before the deployment is opened.
+	if cfg.TLS.Cert != "" {
+		tc, err := tlsConfig(cfg)
 		if err != nil {
 			return err
 		}
 		ln = tls.NewListener(ln, tc)
 	}
+	d, err := openDeployment(ctx, cfg, e.log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
 	return e.run(ctx, d, ln, nil)
 }
 
@@ -108,7 +113,7 @@ func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready fun
 				return err
 			}
 			_, err := d.store.Subject(ctx, "custos-readiness-probe")
-			if err != nil && !isNotFound(err) {
+			if err != nil && !errors.Is(err, custos.ErrNotFound) {
 				return err
 			}
 			return nil

@@ -34,13 +34,14 @@ type shredder struct {
 	audit   custos.Auditor
 	log     *slog.Logger
 
-	kick chan struct{}
-	stop chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+	kick    chan struct{}
+	stopped context.Context // done once Stop is called
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 func newShredder(cfg *config.Config, st custos.Store, kr *keys.Local, audit custos.Auditor, log *slog.Logger) *shredder {
+	stopped, stop := context.WithCancel(context.Background())
 	return &shredder{
 		after:   time.Duration(cfg.Erasure.ShredAfter),
 		pending: cfg.Path(cfg.Keyring) + ".shred-pending",
@@ -49,7 +50,8 @@ func newShredder(cfg *config.Config, st custos.Store, kr *keys.Local, audit cust
 		audit:   audit,
 		log:     log,
 		kick:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
+		stopped: stopped,
+		stop:    stop,
 	}
 }
 
@@ -106,24 +108,21 @@ func (s *shredder) due() (time.Time, bool) {
 func (s *shredder) Start() {
 	s.wg.Go(func() {
 		for {
-			wait := time.Duration(1<<63 - 1)
+			var due <-chan time.Time // nil, never ready, while nothing is due
 			if at, ok := s.due(); ok {
-				wait = max(time.Until(at), 0)
+				due = time.After(max(time.Until(at), 0))
 			}
-			t := time.NewTimer(wait)
 			select {
-			case <-s.stop:
-				t.Stop()
+			case <-s.stopped.Done():
 				return
 			case <-s.kick:
-				t.Stop()
 				continue
-			case <-t.C:
+			case <-due:
 			}
-			if err := s.rotate(); err != nil {
+			if err := s.rotate(s.stopped); err != nil {
 				s.log.Error("key rotation after erasure failed; retrying in a minute", "err", err)
 				select {
-				case <-s.stop:
+				case <-s.stopped.Done():
 					return
 				case <-time.After(time.Minute):
 				}
@@ -132,16 +131,8 @@ func (s *shredder) Start() {
 	})
 }
 
-func (s *shredder) rotate() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	defer cancel()
+// rotate rotates the KEK, abandoning the rotation when ctx ends.
+func (s *shredder) rotate(ctx context.Context) error {
 	// Only the markers seen now are covered: an erasure noted during the
 	// rotation may have its key re-wrapped under the new KEK, and waits for
 	// the next one.
@@ -177,6 +168,6 @@ func recordRotation(ctx context.Context, audit custos.Auditor, log *slog.Logger,
 
 // Stop ends the shredder and waits for a running rotation to stop.
 func (s *shredder) Stop() {
-	s.once.Do(func() { close(s.stop) })
+	s.stop()
 	s.wg.Wait()
 }

@@ -19,7 +19,7 @@ func TestShredderRotatesAfterErasure(t *testing.T) {
 	d.cfg.Erasure.ShredAfter = config.Duration(50 * time.Millisecond)
 	kek0 := d.keyring.Current()
 
-	s := newShredder(d.cfg, d.store, d.keyring, d.log, d.custody.Logger())
+	s := newShredder(d.cfg, d.store, d.keyring, d.log, d.shredder.log)
 	if err := s.Erased(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestShredderRotatesAfterErasure(t *testing.T) {
 	if err := s.Erased(); err != nil {
 		t.Fatal(err)
 	}
-	s2 := newShredder(d.cfg, d.store, d.keyring, d.log, d.custody.Logger())
+	s2 := newShredder(d.cfg, d.store, d.keyring, d.log, d.shredder.log)
 	s2.Start()
 	waitFor(t, func() bool { return !slices.Contains(d.keyring.KEKs(), kek1) })
 	s2.Stop()
@@ -54,14 +54,15 @@ func TestShredderRotatesAfterErasure(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.cfg.Erasure.ShredAfter = config.Duration(time.Hour)
-	s3 := newShredder(d.cfg, d.store, d.keyring, d.log, d.custody.Logger())
+	s3 := newShredder(d.cfg, d.store, d.keyring, d.log, d.shredder.log)
 	s3.Start()
 	defer s3.Stop()
 	waitFor(t, func() bool { return !slices.Contains(d.keyring.KEKs(), kek2) && len(d.keyring.KEKs()) == 1 })
 }
 
-// TestEraseFailsWithoutMarker checks that an erasure whose rotation cannot
-// be scheduled erases nothing.
+// TestEraseFailsWithoutMarker checks that Erased fails when it cannot
+// write its marker; custody then erases nothing (TestEraseNeedsItsRotation
+// in internal/custody).
 func TestEraseFailsWithoutMarker(t *testing.T) {
 	d := testDeployment(t)
 	if err := os.WriteFile(d.shredder.pending, []byte("not a directory"), 0o600); err != nil {

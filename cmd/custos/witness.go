@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/safefile"
 	"github.com/custos/custos/internal/witness"
 )
@@ -83,7 +84,7 @@ func (e *env) witnessServe(ctx context.Context, args []string) error {
 	}
 	cfg := witness.Config{Signer: signer, StateDir: *state, Logger: e.log}
 	for _, l := range logs {
-		v, err := logVerifier(l)
+		v, err := auditlog.ReadVerifier(l)
 		if err != nil {
 			return err
 		}

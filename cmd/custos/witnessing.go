@@ -66,9 +66,6 @@ type peer struct {
 // cannot check refuses to start.
 func newWitnessing(cfg *config.Config, l *auditlog.Log, logger *slog.Logger) (*witnessing, error) {
 	w := &witnessing{log: l, interval: time.Duration(cfg.Audit.CheckpointInterval), logger: logger}
-	if w.interval <= 0 {
-		w.interval = auditlog.DefaultCheckpointInterval
-	}
 	hc := &http.Client{Timeout: witnessTimeout}
 	for _, c := range cfg.Audit.Witnesses {
 		k, err := readKeyFile(cfg.Path(c.Key))
