@@ -93,9 +93,6 @@ func New(cfg Config) (*Service, error) {
 // Schema returns the schema in force.
 func (s *Service) Schema() *schema.Schema { return s.cfg.Schema }
 
-// Logger returns the service's logger.
-func (s *Service) Logger() *slog.Logger { return s.log }
-
 // Policy returns the policy engine.
 func (s *Service) Policy() *policy.Engine { return s.cfg.Policy }
 

@@ -9,7 +9,7 @@ import (
 // entries served over HTTP from a Tessera POSIX directory, building the
 // report on the way; it reports entries/s.
 //
-//	go test -run '^$' -bench BenchmarkVerify -benchtime 3x ./internal/verifier/
+//	go test -run '^$' -bench BenchmarkVerify -benchtime 2x ./internal/verifier/
 func BenchmarkVerify(b *testing.B) {
 	const n = 100_000
 	l := newTestLog(b, newKey(b, testOrigin))
