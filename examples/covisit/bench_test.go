@@ -92,16 +92,7 @@ func (h *host) prepare(b *testing.B, args ...[]byte) (api.Module, []uint64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var params []uint64
-	for _, a := range args {
-		res, err := m.ExportedFunction("custos_alloc").Call(ctx, uint64(len(a)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		m.Memory().Write(uint32(res[0]), a)
-		params = append(params, res[0], uint64(len(a)))
-	}
-	return m, params
+	return m, pass(b, m, args...)
 }
 
 // enter makes the entry call, then closes m off the clock.

@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"slices"
 )
 
 // ABIVersion is the algorithm ABI custos runs (docs/algorithm-abi.md).
@@ -151,11 +150,6 @@ func ParseManifest(text []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("manifest is not in canonical form (write it with custos algo sign)")
 	}
 	return &m, nil
-}
-
-// Fields returns the fields the manifest reads from collection, sorted.
-func (m *Manifest) Fields(collection string) []string {
-	return slices.Clone(m.Reads[collection])
 }
 
 // Digest returns the hex SHA-256 of b, as manifests write digests.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/tetratelabs/wazero"
 )
 
 // The benchmarks behind running modules in worker processes: each module
@@ -48,7 +50,6 @@ func benchModes(b *testing.B, m Module, c call) {
 		if err := run(); err != nil { // load the module into a worker
 			b.Fatal(err)
 		}
-		b.ResetTimer()
 		for b.Loop() {
 			if err := run(); err != nil {
 				b.Fatal(err)
@@ -103,6 +104,44 @@ func BenchmarkVerify(b *testing.B) {
 			if _, e := r.verify(m); e != nil {
 				b.Fatal(e)
 			}
+		}
+	})
+}
+
+// BenchmarkLoad is what a fresh worker pays to load a module: compiling it,
+// or reading the code a worker compiled before from Config.CacheDir.
+func BenchmarkLoad(b *testing.B) {
+	m := guest(b, "echo")
+	ctx := context.Background()
+	load := func(b *testing.B, dir string) {
+		b.Helper()
+		cache := wazero.CompilationCache(nil)
+		if dir != "" {
+			var err error
+			if cache, err = wazero.NewCompilationCacheWithDir(dir); err != nil {
+				b.Fatal(err)
+			}
+			defer cache.Close(ctx)
+		}
+		h, err := newHost(ctx, hostConfig{cache: cache})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer h.close(ctx)
+		if _, e := h.compile(ctx, m.Wasm); e != nil {
+			b.Fatal(e)
+		}
+	}
+	b.Run("compile", func(b *testing.B) {
+		for b.Loop() {
+			load(b, "")
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		dir := b.TempDir()
+		load(b, dir) // fill the cache
+		for b.Loop() {
+			load(b, dir)
 		}
 	})
 }

@@ -240,8 +240,8 @@ func TestScanModule(t *testing.T) {
 			t.Errorf("import %d is %v, want %v", i, l.imports[i], want[i])
 		}
 	}
-	if !l.hasMemory || l.memMin != 7 {
-		t.Errorf("memory %v %d, want 7 pages", l.hasMemory, l.memMin)
+	if l.memMin != 7 {
+		t.Errorf("memory of %d pages, want 7", l.memMin)
 	}
 	for _, bad := range [][]byte{
 		nil,

@@ -1,14 +1,14 @@
 package sandbox
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/custos/custos/internal/algotest"
 )
 
 func TestMain(m *testing.M) {
@@ -23,8 +23,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testDir holds the guests built by this test process and the workers'
-// compilation cache.
+// testDir holds the workers' compilation cache.
 var (
 	testDirOnce sync.Once
 	testDir     string
@@ -40,42 +39,11 @@ func scratchDir(t testing.TB) string {
 	return testDir
 }
 
-var guests sync.Map // name → *guestBuild
-
-type guestBuild struct {
-	once sync.Once
-	m    Module
-	err  error
-}
-
-// guest builds testdata/guests/name for wasip1, once per test process.
+// guest returns the module built from testdata/guests/name, once per test
+// process.
 func guest(t testing.TB, name string) Module {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go is not on PATH: cannot build the test guests")
-	}
-	v, _ := guests.LoadOrStore(name, &guestBuild{})
-	g := v.(*guestBuild)
-	g.once.Do(func() { g.m, g.err = buildGuest(goTool, scratchDir(t), name) })
-	if g.err != nil {
-		t.Fatal(g.err)
-	}
-	return g.m
-}
-
-func buildGuest(goTool, dir, name string) (Module, error) {
-	out := filepath.Join(dir, name+".wasm")
-	cmd := exec.Command(goTool, "build", "-trimpath", "-buildmode=c-shared", "-o", out, "./testdata/guests/"+name)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return Module{}, fmt.Errorf("building guest %s: %v\n%s", name, err, msg)
-	}
-	wasm, err := os.ReadFile(out)
-	if err != nil {
-		return Module{}, err
-	}
-	return NewModule(wasm), nil
+	return NewModule(algotest.Build(t, "./internal/sandbox/testdata/guests/"+name))
 }
 
 var (

@@ -37,8 +37,8 @@ type Config struct {
 const (
 	// startTimeout bounds a worker's start, until it answers hello.
 	startTimeout = 30 * time.Second
-	// loadTimeout bounds compiling a module in a worker; a 3 MB module
-	// takes about a second.
+	// loadTimeout bounds compiling a module in a worker; a 3.5 MB module
+	// takes about a second (BenchmarkLoad).
 	loadTimeout = 2 * time.Minute
 	// maxVerified caps the verified modules a Runner keeps a copy of.
 	maxVerified = 16
@@ -258,6 +258,12 @@ func (r *Runner) release(p *proc) {
 		go r.replace()
 		return
 	}
+	r.park(p)
+	<-r.busy
+}
+
+// park makes p an idle worker, or discards it if the Runner is closed.
+func (r *Runner) park(p *proc) {
 	r.mu.Lock()
 	closed := r.closed
 	if !closed {
@@ -267,7 +273,6 @@ func (r *Runner) release(p *proc) {
 	if closed {
 		p.discard()
 	}
-	<-r.busy
 }
 
 // replace starts a worker for one that died, holding its token meanwhile.
@@ -279,15 +284,7 @@ func (r *Runner) replace() {
 		r.log.Warn("couldn't replace a sandbox worker", "err", e)
 		return
 	}
-	r.mu.Lock()
-	closed := r.closed
-	if !closed {
-		r.idle = append(r.idle, p)
-	}
-	r.mu.Unlock()
-	if closed {
-		p.discard()
-	}
+	r.park(p)
 }
 
 // start starts a worker, unless the Runner is closed.

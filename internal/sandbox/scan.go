@@ -31,9 +31,8 @@ type wasmImport struct {
 type moduleLayout struct {
 	imports []wasmImport
 	// memMin is the initial size in pages of the first memory the module
-	// defines itself; hasMemory reports whether it defines one.
-	memMin    uint32
-	hasMemory bool
+	// defines itself, 0 if it defines none.
+	memMin uint32
 }
 
 const (
@@ -62,7 +61,7 @@ func scanModule(b []byte) (*moduleLayout, error) {
 		case id == sectionImport:
 			l.imports = body.imports()
 		case id == sectionMemory:
-			l.memMin, l.hasMemory = body.memory()
+			l.memMin = body.memory()
 		case id > sectionMemory && id != 0 && id != 13:
 			// Sections come in order (custom ones anywhere, the tag section
 			// between memory and global): nothing of interest is left.
@@ -184,12 +183,11 @@ func (r *wasmReader) imports() []wasmImport {
 	return out
 }
 
-func (r *wasmReader) memory() (min uint32, ok bool) {
+func (r *wasmReader) memory() (min uint32) {
 	if r.u32() == 0 {
-		return 0, false
+		return 0
 	}
-	min = r.limits()
-	return min, r.err == nil
+	return r.limits()
 }
 
 // kindName names an import kind for messages.
