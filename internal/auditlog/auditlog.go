@@ -148,6 +148,7 @@ type Log struct {
 
 	origin   string
 	hold     time.Duration            // Config.CosignedHold
+	now      func() time.Time         // the clock of the hold; time.Now
 	cosigned atomic.Pointer[cosigned] // set by SetCosignatures
 	served   atomic.Uint64            // size of the largest checkpoint served
 }
@@ -262,7 +263,7 @@ func open(ctx context.Context, cfg Config, lock *os.File) (*Log, error) {
 		root: root, lock: lock, logger: cfg.Logger,
 		add: app.Add, reader: reader, shutdown: shutdown, stop: stop,
 		maxBatch: cfg.BatchMaxSize,
-		origin:   cfg.Origin, hold: cfg.CosignedHold,
+		origin:   cfg.Origin, hold: cfg.CosignedHold, now: time.Now,
 		reqs:        make(chan request, cfg.BatchMaxSize),
 		quit:        make(chan struct{}),
 		stopped:     make(chan struct{}),

@@ -72,7 +72,7 @@ func (l *Log) SetCosignatures(checkpoint []byte, sigs [][]byte) error {
 	}
 	next := &cosigned{
 		checkpoint: bytes.Clone(checkpoint), size: c.Size,
-		served: witness.AttachCosignatures(checkpoint, sigs...), at: time.Now(),
+		served: witness.AttachCosignatures(checkpoint, sigs...), at: l.now(),
 	}
 	if len(next.served) > custos.MaxCheckpointSize {
 		return fmt.Errorf("cosigned checkpoint larger than %d bytes", custos.MaxCheckpointSize)
@@ -116,7 +116,7 @@ func (l *Log) ServedCheckpoint(context.Context) ([]byte, uint64, error) {
 		switch {
 		case bytes.Equal(cs.checkpoint, cur):
 			out = cs.served
-		case cs.size < size && cs.size >= l.served.Load() && time.Since(cs.at) < l.hold:
+		case cs.size < size && cs.size >= l.served.Load() && l.now().Sub(cs.at) < l.hold:
 			out, size = cs.served, cs.size
 		}
 	}
