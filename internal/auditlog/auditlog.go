@@ -62,11 +62,13 @@ const (
 	// DefaultBatchMaxSize caps the entries of one WAL write.
 	DefaultBatchMaxSize = 4096
 	// DefaultBatchMaxAge is how long Tessera waits, after the first entry
-	// of an integration batch is handed to it, before integrating the
-	// batch. Entries are handed over together (see integrate), so this only
-	// needs to cover handing over one batch. It delays checkpoints, not
-	// Record.
-	DefaultBatchMaxAge = 250 * time.Microsecond
+	// of a partial batch is handed to it, before integrating it. It
+	// delays checkpoints, not Record.
+	DefaultBatchMaxAge = 100 * time.Millisecond
+	// MinBatchMaxAge bounds Config.BatchMaxAge from below: it must far
+	// outlast handing over one batch, or Tessera's timer can split a batch
+	// and integrate its parts out of order (see integrate).
+	MinBatchMaxAge = 50 * time.Millisecond
 	// DefaultCheckpointInterval is how often a new checkpoint is signed
 	// while the log grows.
 	DefaultCheckpointInterval = time.Second
@@ -95,9 +97,9 @@ type Config struct {
 	Origin string
 	// Signer signs checkpoints.
 	Signer note.Signer
-	// BatchMaxSize caps the entries of one WAL write and BatchMaxAge is
-	// Tessera's batching age; zero means DefaultBatchMaxSize and
-	// DefaultBatchMaxAge.
+	// BatchMaxSize caps the entries of one WAL write; zero means
+	// DefaultBatchMaxSize. BatchMaxAge is how long Tessera waits to fill a
+	// batch; zero means DefaultBatchMaxAge, else at least MinBatchMaxAge.
 	BatchMaxSize int
 	BatchMaxAge  time.Duration
 	// CheckpointInterval is how often a checkpoint is published while the
@@ -132,16 +134,14 @@ type Log struct {
 	wal walWriter // owned by the writer (commit)
 
 	// Between the writer and the integrator.
-	mu           sync.Mutex
-	wake         chan struct{} // pending grew or the writer stopped
-	urgent       chan struct{} // someone waits for an entry to be integrated
-	pending      []walRecord   // on the WAL, not yet handed to Tessera
-	pendingSince time.Time     // when the oldest pending entry was written
-	integrated   uint64        // entries integrated into the tree
-	progress     chan struct{} // closed and replaced when integrated grows or the log fails
-	writerDone   bool
-	segments     atomic.Int64  // WAL segments on disk: the writer adds, the integrator removes
-	integrating  chan struct{} // closed when the integrator stops
+	mu          sync.Mutex
+	wake        chan struct{} // pending grew or the writer stopped
+	pending     []walRecord   // on the WAL, not yet handed to Tessera
+	integrated  uint64        // entries integrated into the tree
+	progress    chan struct{} // closed and replaced when integrated grows or the log fails
+	writerDone  bool
+	segments    atomic.Int64  // WAL segments on disk: the writer adds, the integrator removes
+	integrating chan struct{} // closed when the integrator stops
 
 	size   atomic.Uint64 // entries on the WAL, so the index of the next one; stored by the writer only
 	failed atomic.Pointer[error]
@@ -183,6 +183,8 @@ func (cfg *Config) check() error {
 		return fmt.Errorf("audit log origin %q does not match its signer's name %q", cfg.Origin, cfg.Signer.Name())
 	case cfg.BatchMaxSize < 0 || cfg.BatchMaxAge < 0 || cfg.CheckpointInterval < 0 || cfg.CosignedHold < 0:
 		return errors.New("audit log batch and checkpoint settings must not be negative")
+	case cfg.BatchMaxAge != 0 && cfg.BatchMaxAge < MinBatchMaxAge:
+		return fmt.Errorf("audit log batch age %v is below the minimum of %v", cfg.BatchMaxAge, MinBatchMaxAge)
 	}
 	if cfg.BatchMaxSize == 0 {
 		cfg.BatchMaxSize = DefaultBatchMaxSize
@@ -269,7 +271,6 @@ func open(ctx context.Context, cfg Config, lock *os.File) (*Log, error) {
 		stopped:     make(chan struct{}),
 		progress:    make(chan struct{}),
 		wake:        make(chan struct{}, 1),
-		urgent:      make(chan struct{}, 1),
 		integrating: make(chan struct{}),
 		wal:         walWriter{root: root},
 	}

@@ -7,23 +7,24 @@ import (
 	"math"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"github.com/custos/custos"
 	"github.com/transparency-dev/tessera"
 )
 
 const (
-	// integrateBatch caps the entries handed to Tessera at once: large
-	// batches are what make its integration cheap per entry.
+	// integrateBatch is the size of Tessera's batches: large batches are
+	// what make its integration cheap per entry. Batches this full are
+	// flushed by size as the last entry is handed over; smaller ones wait
+	// for Config.BatchMaxAge.
 	integrateBatch = 16384
+	// maxInFlight caps the full batches handed to Tessera and not yet
+	// integrated: one being integrated while the next is handed over.
+	maxInFlight = 2
 	// maxBacklog caps the entries written to the WAL and not yet
 	// integrated; past it Record waits for Tessera. It bounds the memory
 	// held for integration and how far checkpoints lag behind.
 	maxBacklog = 4 * integrateBatch
-	// integrateAge is how long entries may wait for others before Tessera
-	// integrates them; checkpoints come once a second anyway.
-	integrateAge = 100 * time.Millisecond
 )
 
 var _ custos.Auditor = (*Log)(nil)
@@ -162,9 +163,6 @@ func (l *Log) write(data [][]byte) (uint64, error) {
 		l.wal.close()
 	}
 	l.mu.Lock()
-	if len(l.pending) == 0 {
-		l.pendingSince = time.Now()
-	}
 	for i, d := range data {
 		l.pending = append(l.pending, walRecord{index: first + uint64(i), data: d})
 	}
@@ -195,84 +193,109 @@ func (l *Log) waitBacklog(n int) bool {
 
 // integrate hands the WAL's entries to Tessera, in order, until the writer
 // has stopped and every entry it wrote is integrated, or Tessera fails.
-// It lets entries gather for up to integrateAge, or until a full batch, so
-// that Tessera writes few large batches: each batch rewrites the partial
-// bundle and tiles at the tree's edge and syncs every file it writes, and
-// many small ones would take the disk from the WAL. Someone waiting to read
-// an entry cuts the wait short.
+//
+// Tessera must integrate each entry at the index the WAL gave it, so its
+// batches must reach its sequencer in the order they were handed over. A
+// batch flushed by size is sent on from the Add that fills it, in order; a
+// batch flushed by Tessera's timer is sent on from a goroutine of its own,
+// which can lose a race with a later batch. So full batches are handed
+// over back to back, and a partial one only when no batch is in flight,
+// and nothing more until it is integrated. Handing over a batch takes
+// milliseconds and the timer is Config.BatchMaxAge, at least
+// MinBatchMaxAge, so the timer fires for that partial batch alone.
 func (l *Log) integrate() {
 	defer close(l.integrating)
-	timer := time.NewTimer(integrateAge)
-	timer.Stop()
+	var inFlight []round // oldest first
 	for {
 		l.mu.Lock()
-		n, done, since := len(l.pending), l.writerDone, l.pendingSince
+		n, done := len(l.pending), l.writerDone
+		var recs []walRecord
+		if n >= integrateBatch && len(inFlight) < maxInFlight || n > 0 && len(inFlight) == 0 {
+			n = min(n, integrateBatch)
+			recs = l.pending[:n:n]
+			l.pending = l.pending[n:]
+		}
 		l.mu.Unlock()
-		if n == 0 && done {
+		var err error
+		switch {
+		case recs != nil && len(recs) == integrateBatch:
+			var r round
+			if r, err = l.handOver(recs); err == nil {
+				inFlight = append(inFlight, r)
+			}
+		case recs != nil:
+			err = l.integrateRound(recs)
+		case len(inFlight) > 0:
+			err = l.await(inFlight[0])
+			inFlight = inFlight[1:]
+		case done:
 			return
+		default:
+			<-l.wake
 		}
-		if wait := integrateAge - time.Since(since); n == 0 || (n < integrateBatch && !done && wait > 0) {
-			if n > 0 {
-				timer.Reset(wait)
-			}
-			select {
-			case <-l.wake:
-				timer.Stop()
-				continue
-			case <-timer.C:
-			case <-l.urgent:
-				timer.Stop()
-			}
-		}
-		l.mu.Lock()
-		n = min(len(l.pending), integrateBatch)
-		recs := l.pending[:n:n]
-		l.pending = l.pending[n:]
-		l.pendingSince = time.Now()
-		l.mu.Unlock()
-		if n == 0 {
-			continue
-		}
-		if err := l.integrateRound(recs); err != nil {
+		if err != nil {
 			l.fail(err)
 			return
-		}
-		if l.segments.Load() > 1 {
-			removed, err := removeIntegrated(l.root, recs[n-1].index+1, math.MaxUint64)
-			if err != nil {
-				l.logger.Warn("couldn't remove integrated audit WAL segments", slog.Any("err", err))
-			}
-			l.segments.Add(-int64(removed))
 		}
 	}
 }
 
-// integrateRound hands recs to Tessera and waits until it has integrated
-// them, each at the index the WAL gave it.
-func (l *Log) integrateRound(recs []walRecord) error {
+// round is a batch handed over to Tessera: its entries and their futures.
+type round struct {
+	recs    []walRecord
+	futures []tessera.IndexFuture
+}
+
+// handOver hands recs to Tessera.
+func (l *Log) handOver(recs []walRecord) (round, error) {
 	// Tessera v1.0.4 panics when it cannot lock its state: check first.
 	if err := l.probe(); err != nil {
-		return err
+		return round{}, err
 	}
 	futures := make([]tessera.IndexFuture, len(recs))
 	for i, r := range recs {
 		futures[i] = l.add(context.Background(), tessera.NewEntry(r.data))
 	}
-	for i, f := range futures {
+	return round{recs: recs, futures: futures}, nil
+}
+
+// await waits until Tessera has integrated r, checks that each entry
+// landed at the index the WAL gave it, and removes the WAL segments the
+// tree now covers.
+func (l *Log) await(r round) error {
+	for i, f := range r.futures {
 		idx, err := f()
 		if err != nil {
 			return fmt.Errorf("couldn't integrate audit entries: %w", err)
 		}
-		if idx.Index != recs[i].index {
-			return fmt.Errorf("audit entry %d was integrated at index %d", recs[i].index, idx.Index)
+		if idx.Index != r.recs[i].index {
+			return fmt.Errorf("audit entry %d was integrated at index %d", r.recs[i].index, idx.Index)
 		}
 	}
+	end := r.recs[len(r.recs)-1].index + 1
 	l.mu.Lock()
-	l.integrated = recs[len(recs)-1].index + 1
+	l.integrated = end
 	close(l.progress)
 	l.progress = make(chan struct{})
 	l.mu.Unlock()
+	if l.segments.Load() > 1 {
+		removed, err := removeIntegrated(l.root, end, math.MaxUint64)
+		if err != nil {
+			l.logger.Warn("couldn't remove integrated audit WAL segments", slog.Any("err", err))
+		}
+		l.segments.Add(-int64(removed))
+	}
 	return nil
+}
+
+// integrateRound hands recs to Tessera and waits until it has integrated
+// them.
+func (l *Log) integrateRound(recs []walRecord) error {
+	r, err := l.handOver(recs)
+	if err != nil {
+		return err
+	}
+	return l.await(r)
 }
 
 // waitIntegrated waits until the first n entries are integrated, or the
@@ -285,7 +308,6 @@ func (l *Log) waitIntegrated(ctx context.Context, n uint64) error {
 		if done {
 			return nil
 		}
-		signal(l.urgent)
 		select {
 		case <-progress:
 		case <-l.integrating:

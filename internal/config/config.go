@@ -107,8 +107,10 @@ type AuditLog struct {
 	// Origin is the checkpoints' origin line, naming the deployment.
 	Origin string `yaml:"origin"`
 	// BatchMaxAge bounds how long Tessera waits for entries to fill a
-	// batch once the first is handed to it. Requests do not wait for it:
-	// they wait for the log's write-ahead file only.
+	// batch once the first is handed to it, which delays checkpoints.
+	// Requests do not wait for it: they wait for the log's write-ahead
+	// file only. At least 50ms: a shorter timer could split a batch and
+	// integrate its parts out of order, which the log refuses by failing.
 	BatchMaxAge Duration `yaml:"batch_max_age,omitempty"`
 	// CheckpointInterval is how often a new checkpoint is signed.
 	CheckpointInterval Duration `yaml:"checkpoint_interval,omitempty"`
@@ -242,7 +244,7 @@ func (c *Config) defaults() {
 		c.Audit.Origin = "custos/" + c.Name
 	}
 	if c.Audit.BatchMaxAge == 0 {
-		c.Audit.BatchMaxAge = Duration(250 * time.Microsecond)
+		c.Audit.BatchMaxAge = Duration(100 * time.Millisecond)
 	}
 	if c.Audit.CheckpointInterval == 0 {
 		c.Audit.CheckpointInterval = Duration(time.Second)
@@ -390,8 +392,8 @@ func (c *Config) validateAudit(bad func(key, format string, args ...any)) {
 	if !originRE.MatchString(a.Origin) {
 		bad("audit.origin", "must be 1-128 bytes of letters, digits and ._/:- naming the deployment")
 	}
-	if a.BatchMaxAge < Duration(100*time.Microsecond) || a.BatchMaxAge > Duration(time.Second) {
-		bad("audit.batch_max_age", "must be between 100µs and 1s")
+	if a.BatchMaxAge < Duration(50*time.Millisecond) || a.BatchMaxAge > Duration(10*time.Second) {
+		bad("audit.batch_max_age", "must be between 50ms and 10s (it delays checkpoints, not requests)")
 	}
 	if a.CheckpointInterval < Duration(100*time.Millisecond) || a.CheckpointInterval > Duration(time.Hour) {
 		bad("audit.checkpoint_interval", "must be between 100ms and 1h")

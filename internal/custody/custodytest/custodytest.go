@@ -76,7 +76,7 @@ func New(t testing.TB, o Options) *Env {
 	must(err)
 	e.Log, err = auditlog.Open(context.Background(), auditlog.Config{
 		Dir: filepath.Join(e.Dir, "log"), Origin: "custos/test", Signer: logSigner,
-		BatchMaxAge: time.Millisecond, CheckpointInterval: 100 * time.Millisecond,
+		BatchMaxAge: auditlog.MinBatchMaxAge, CheckpointInterval: 100 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	must(err)
