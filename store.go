@@ -133,6 +133,16 @@ type Store interface {
 	// its subject deleted).
 	ReindexTokenRef(ctx context.Context, ref TokenRef, newIndex []byte, newKEK string) (bool, error)
 
+	// Records returns up to limit records of the collection whose ids come
+	// after the given id, in the store's order of ids, for walking a
+	// collection: the order is stable and the one "after" compares by, so
+	// a walk from "" meets every record that existed throughout it once.
+	// limit must be positive.
+	Records(ctx context.Context, collection, after string, limit int) ([]SealedRecord, error)
+
+	// SubjectRecords is Records restricted to the records of one subject.
+	SubjectRecords(ctx context.Context, collection, subject, after string, limit int) ([]SealedRecord, error)
+
 	// Subjects returns up to limit subjects whose ids sort after the given
 	// id, in id order, for walking every subject (key rotation).
 	Subjects(ctx context.Context, after string, limit int) ([]StoredSubject, error)

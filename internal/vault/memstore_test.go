@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/custos/custos"
@@ -224,6 +225,24 @@ func (m *memStore) ReindexTokenRef(ctx context.Context, ref custos.TokenRef, new
 	x.Index, x.KEKID = bytes.Clone(newIndex), newKEK
 	m.indexRef(newIndex, ref.Subject)
 	return true, nil
+}
+
+func (m *memStore) Records(ctx context.Context, collection, after string, limit int) ([]custos.SealedRecord, error) {
+	return m.SubjectRecords(ctx, collection, "", after, limit)
+}
+
+// SubjectRecords returns every subject's records when subject is "".
+func (m *memStore) SubjectRecords(ctx context.Context, collection, subject, after string, limit int) ([]custos.SealedRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []custos.SealedRecord
+	for _, r := range m.records {
+		if r.Collection == collection && r.ID > after && (subject == "" || r.Subject == subject) {
+			out = append(out, copyRecord(r))
+		}
+	}
+	slices.SortFunc(out, func(a, b custos.SealedRecord) int { return strings.Compare(a.ID, b.ID) })
+	return out[:min(len(out), limit)], nil
 }
 
 func (m *memStore) Subjects(ctx context.Context, after string, limit int) ([]custos.StoredSubject, error) {

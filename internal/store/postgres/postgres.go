@@ -408,6 +408,37 @@ func (s *Store) ReindexTokenRef(ctx context.Context, ref custos.TokenRef, newInd
 	return swapped, nil
 }
 
+// Records implements custos.Store. Ids compare and sort by the column's
+// collation, one order for both.
+func (s *Store) Records(ctx context.Context, collection, after string, limit int) ([]custos.SealedRecord, error) {
+	return s.records(ctx, `SELECT collection, id, subject, clear, sealed, updated_at FROM records
+		WHERE collection = $1 AND id > $2 ORDER BY id LIMIT $3`, limit, collection, after, limit)
+}
+
+// SubjectRecords implements custos.Store.
+func (s *Store) SubjectRecords(ctx context.Context, collection, subject, after string, limit int) ([]custos.SealedRecord, error) {
+	return s.records(ctx, `SELECT collection, id, subject, clear, sealed, updated_at FROM records
+		WHERE subject = $1 AND collection = $2 AND id > $3 ORDER BY id LIMIT $4`, limit, subject, collection, after, limit)
+}
+
+// records runs a query of records.
+func (s *Store) records(ctx context.Context, query string, limit int, args ...any) ([]custos.SealedRecord, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("couldn't list records: limit %d is not positive", limit)
+	}
+	rows, _ := s.pool.Query(ctx, query, args...)
+	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (custos.SealedRecord, error) {
+		var r custos.SealedRecord
+		err := row.Scan(&r.Collection, &r.ID, &r.Subject, &r.Clear, &r.Sealed, &r.UpdatedAt)
+		r.UpdatedAt = r.UpdatedAt.UTC()
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list records: %w", err)
+	}
+	return recs, nil
+}
+
 // Subjects implements custos.Store. limit must be positive.
 func (s *Store) Subjects(ctx context.Context, after string, limit int) ([]custos.StoredSubject, error) {
 	if limit < 1 {

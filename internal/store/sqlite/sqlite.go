@@ -461,6 +461,44 @@ func (s *Store) ReindexTokenRef(ctx context.Context, ref custos.TokenRef, newInd
 	return swapped, nil
 }
 
+// Records implements custos.Store. Ids compare as bytes.
+func (s *Store) Records(ctx context.Context, collection, after string, limit int) ([]custos.SealedRecord, error) {
+	return s.records(ctx, `SELECT collection, id, subject, clear, sealed, updated_at FROM records
+		WHERE collection = ? AND id > ? ORDER BY id LIMIT ?`, limit, collection, after, limit)
+}
+
+// SubjectRecords implements custos.Store.
+func (s *Store) SubjectRecords(ctx context.Context, collection, subject, after string, limit int) ([]custos.SealedRecord, error) {
+	return s.records(ctx, `SELECT collection, id, subject, clear, sealed, updated_at FROM records
+		WHERE subject = ? AND collection = ? AND id > ? ORDER BY id LIMIT ?`, limit, subject, collection, after, limit)
+}
+
+// records runs a query of records.
+func (s *Store) records(ctx context.Context, query string, limit int, args ...any) ([]custos.SealedRecord, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("couldn't list records: limit %d is not positive", limit)
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't list records: %w", err)
+	}
+	defer rows.Close()
+	var recs []custos.SealedRecord
+	for rows.Next() {
+		var r custos.SealedRecord
+		var at int64
+		if err := rows.Scan(&r.Collection, &r.ID, &r.Subject, blob{&r.Clear}, blob{&r.Sealed}, &at); err != nil {
+			return nil, fmt.Errorf("couldn't list records: %w", err)
+		}
+		r.UpdatedAt = time.UnixMicro(at).UTC()
+		recs = append(recs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't list records: %w", err)
+	}
+	return recs, nil
+}
+
 // Subjects implements custos.Store. limit must be positive.
 func (s *Store) Subjects(ctx context.Context, after string, limit int) ([]custos.StoredSubject, error) {
 	if limit < 1 {

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) custos.Store) {
 		{"ReindexTokenRef", testReindexTokenRef},
 		{"DeleteSubject", testDeleteSubject},
 		{"Subjects", testSubjects},
+		{"Records", testRecords},
 		{"RewrapKey", testRewrapKey},
 		{"LargeValues", testLargeValues},
 		{"OddIDs", testOddIDs},
@@ -629,6 +630,75 @@ func testDeleteSubject(t *testing.T, s custos.Store) {
 	n, err = s.DeleteSubject(t.Context(), "alice")
 	if err != nil || n != 0 {
 		t.Errorf("DeleteSubject of a subject without records = %d, %v; want 0, nil", n, err)
+	}
+}
+
+func testRecords(t *testing.T, s custos.Store) {
+	if got, err := s.Records(t.Context(), "events", "", 10); err != nil || len(got) != 0 {
+		t.Fatalf("Records of an empty store = %v, %v; want none", got, err)
+	}
+	if _, err := s.Records(t.Context(), "events", "", 0); err == nil {
+		t.Error("Records with limit 0 succeeded")
+	}
+	createSubject(t, s, "u1")
+	createSubject(t, s, "u2")
+	want := map[string]custos.SealedRecord{}
+	for i := range 23 {
+		r := record("events", fmt.Sprintf("e%02d", i), []string{"u1", "u2"}[i%2])
+		putRecord(t, s, r)
+		want[r.ID] = storedRecord(r)
+	}
+	putRecord(t, s, record("other", "e99", "u1"))
+
+	walk := func(page func(after string, limit int) ([]custos.SealedRecord, error), limit int) []string {
+		t.Helper()
+		var ids []string
+		for after := ""; ; {
+			recs, err := page(after, limit)
+			if err != nil {
+				t.Fatalf("walk after %q: %v", after, err)
+			}
+			if len(recs) > limit {
+				t.Fatalf("page of %d records, limit %d", len(recs), limit)
+			}
+			for _, r := range recs {
+				equalRecord(t, r, want[r.ID])
+				ids = append(ids, r.ID)
+			}
+			if len(recs) < limit {
+				return ids
+			}
+			after = recs[len(recs)-1].ID
+		}
+	}
+	for _, limit := range []int{1, 4, 23, 50} {
+		all := walk(func(after string, limit int) ([]custos.SealedRecord, error) {
+			return s.Records(t.Context(), "events", after, limit)
+		}, limit)
+		if !slices.IsSorted(all) || len(all) != 23 {
+			t.Errorf("walk of events with limit %d = %q, want the 23 events in order", limit, all)
+		}
+		u2 := walk(func(after string, limit int) ([]custos.SealedRecord, error) {
+			return s.SubjectRecords(t.Context(), "events", "u2", after, limit)
+		}, limit)
+		var wantU2 []string
+		for _, id := range all {
+			if want[id].Subject == "u2" {
+				wantU2 = append(wantU2, id)
+			}
+		}
+		if !slices.Equal(u2, wantU2) {
+			t.Errorf("walk of u2's events with limit %d = %q, want %q", limit, u2, wantU2)
+		}
+	}
+	if got, err := s.SubjectRecords(t.Context(), "events", "nobody", "", 10); err != nil || len(got) != 0 {
+		t.Errorf("SubjectRecords of an unknown subject = %v, %v; want none", got, err)
+	}
+	if _, err := s.DeleteSubject(t.Context(), "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Records(t.Context(), "events", "", 50); err != nil || len(got) != 11 {
+		t.Errorf("Records after deleting u1 = %d records, %v; want u2's 11", len(got), err)
 	}
 }
 
