@@ -161,6 +161,9 @@ const (
 	OrgCustodian = "custodian"
 	OrgOperator  = "operator"
 	OrgMonitor   = "monitor"
+	// OrgAlgorithm is the org of an approved algorithm reading its inputs
+	// inside custos. No issuer's token may claim it.
+	OrgAlgorithm = "algorithm"
 )
 
 // Subject is a person the data is about, with the jurisdiction their data

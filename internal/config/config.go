@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/custos/custos"
 	"io"
 	"os"
 	"path/filepath"
@@ -367,6 +368,9 @@ func (c *Config) validateIdentity(bad func(key, format string, args ...any)) {
 	for _, o := range id.Orgs {
 		if !nameRE.MatchString(o) {
 			bad("identity.orgs", "%q is not a valid org name", o)
+		}
+		if o == custos.OrgAlgorithm {
+			bad("identity.orgs", "%q is reserved for algorithms running inside custos", o)
 		}
 	}
 	if len(id.Issuers) == 0 {

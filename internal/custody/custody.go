@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/custos/custos"
@@ -69,6 +70,7 @@ type Service struct {
 	cfg    Config
 	log    *slog.Logger
 	grants *grants
+	models sync.Mutex // one model version stored at a time
 }
 
 // New checks cfg and returns a Service.
