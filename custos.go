@@ -97,6 +97,15 @@ const (
 	// ActionReadHistory lists the audit entries about a subject, to answer
 	// its access request.
 	ActionReadHistory Action = "read-history"
+	// ActionTrain runs an approved algorithm's training over its declared
+	// inputs; the model stays in custody.
+	ActionTrain Action = "train"
+	// ActionRecommend runs an approved algorithm's recommendation for a
+	// subject and releases the content ids it returns.
+	ActionRecommend Action = "recommend"
+	// ActionReplay re-runs a logged recommendation from its sealed inputs
+	// and checks the output against the log.
+	ActionReplay Action = "replay"
 )
 
 // ReadActions are the read actions in the order of the forms they release,

@@ -12,7 +12,7 @@ import (
 	"github.com/custos/custos/internal/token"
 )
 
-var covisit = custody.Algorithm{Name: "covisit", Reads: map[string][]string{
+var covisitAlg = custody.Algorithm{Name: "covisit", Reads: map[string][]string{
 	"videos":       {"id"},
 	"watch_events": {"at", "user", "video"},
 }}
@@ -56,7 +56,7 @@ type trainInput struct {
 func TestTrainInput(t *testing.T) {
 	f := platform(t)
 	ctx := context.Background()
-	in, err := f.svc.TrainInput(ctx, covisit, 42, 1<<20)
+	in, err := f.svc.TrainInput(ctx, covisitAlg, 42, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,11 +114,11 @@ func TestTrainInput(t *testing.T) {
 		t.Errorf("%d videos, want 3", n)
 	}
 
-	again, err := f.svc.TrainInput(ctx, covisit, 42, 1<<20)
+	again, err := f.svc.TrainInput(ctx, covisitAlg, 42, 1<<20)
 	if err != nil || !bytes.Equal(again, in) {
 		t.Errorf("a second input differs from the first: deterministic inputs are part of the ABI (%v)", err)
 	}
-	if _, err := f.svc.TrainInput(ctx, covisit, 42, 100); custos.ErrorCode(err) != custos.CodeTooLarge {
+	if _, err := f.svc.TrainInput(ctx, covisitAlg, 42, 100); custos.ErrorCode(err) != custos.CodeTooLarge {
 		t.Errorf("an input over its cap: err = %v, want %s", err, custos.CodeTooLarge)
 	}
 }
@@ -142,7 +142,7 @@ func TestAlgorithmReadsOnlyWhatTheSchemaDeclares(t *testing.T) {
 func TestRecommendInput(t *testing.T) {
 	f := platform(t)
 	ctx := context.Background()
-	in, err := f.svc.RecommendInput(ctx, covisit, "user-alpha", 5, 7, 1<<20)
+	in, err := f.svc.RecommendInput(ctx, covisitAlg, "user-alpha", 5, 7, 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestRecommendInput(t *testing.T) {
 	if !slices.Equal(videos, []string{"vid-1", "vid-2"}) {
 		t.Errorf("history videos = %q, want vid-1 and vid-2", videos)
 	}
-	if _, err := f.svc.RecommendInput(ctx, covisit, "nobody", 5, 7, 1<<20); custos.ErrorCode(err) != custos.CodeNotFound {
+	if _, err := f.svc.RecommendInput(ctx, covisitAlg, "nobody", 5, 7, 1<<20); custos.ErrorCode(err) != custos.CodeNotFound {
 		t.Errorf("unknown subject: err = %v, want not_found", err)
 	}
 }
@@ -187,7 +187,7 @@ func TestModelsAreSealedAndVersioned(t *testing.T) {
 	}
 	secret := []byte("model-state: the co-visitation counts of everyone")
 	for v := 1; v <= 2; v++ {
-		m, err := f.svc.SealModel(ctx, covisit, "ab12", append(secret, byte('0'+v)))
+		m, err := f.svc.SealModel(ctx, covisitAlg, "ab12", append(secret, byte('0'+v)))
 		if err != nil {
 			t.Fatal(err)
 		}

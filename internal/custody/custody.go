@@ -28,6 +28,7 @@ import (
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/policy"
+	"github.com/custos/custos/internal/sandbox"
 	"github.com/custos/custos/internal/schema"
 	"github.com/custos/custos/internal/token"
 	"github.com/custos/custos/internal/vault"
@@ -63,7 +64,24 @@ type Config struct {
 	OnErase func() error
 	// MaxDetokenize caps the tokens of one detokenize request.
 	MaxDetokenize int
+	// Algorithms and Sandbox find and run approved algorithms; nil when
+	// this deployment runs none.
+	Algorithms Algorithms
+	Sandbox    Sandbox
+	// AlgorithmLimits caps what a manifest may ask for one run; zero
+	// fields leave the sandbox's defaults. MaxModel caps a model's bytes
+	// and MaxAlgorithmInput an input's; zero means DefaultMaxModel and
+	// DefaultMaxAlgorithmInput.
+	AlgorithmLimits   sandbox.Limits
+	MaxModel          int
+	MaxAlgorithmInput int
 }
+
+// Defaults of Config.
+const (
+	DefaultMaxModel          = 64 << 20
+	DefaultMaxAlgorithmInput = 256 << 20
+)
 
 // Service runs requests. It is safe for concurrent use.
 type Service struct {
@@ -87,6 +105,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxDetokenize == 0 {
 		cfg.MaxDetokenize = 100
+	}
+	if cfg.MaxModel == 0 {
+		cfg.MaxModel = DefaultMaxModel
+	}
+	if cfg.MaxAlgorithmInput == 0 {
+		cfg.MaxAlgorithmInput = DefaultMaxAlgorithmInput
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, grants: newGrants()}
 	return s, nil
