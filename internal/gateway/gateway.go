@@ -15,6 +15,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -51,6 +52,9 @@ type Config struct {
 	MaxInFlight int
 	// RequestTimeout bounds each request; 10s when zero.
 	RequestTimeout time.Duration
+	// TrainTimeout bounds a training request, which reads every record an
+	// algorithm declares; 10m when zero.
+	TrainTimeout time.Duration
 	// Log, if set, is the transparency log: served read-only at /log/
 	// (C2SP tlog-tiles) with inclusion proofs at /v1/audit/proof/{index}.
 	Log AuditLog
@@ -127,6 +131,9 @@ func New(cfg Config) *Gateway {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
+	if cfg.TrainTimeout <= 0 {
+		cfg.TrainTimeout = 10 * time.Minute
+	}
 	if cfg.AuthFailureInterval <= 0 {
 		cfg.AuthFailureInterval = time.Minute
 	}
@@ -152,6 +159,9 @@ func New(cfg Config) *Gateway {
 	s.route(mux, "/v1/records/{collection}/{id}", methods{"GET": s.auth(s.getRecord)})
 	s.route(mux, "/v1/detokenize", methods{"POST": s.auth(s.detokenize)})
 	s.route(mux, "/v1/approvals", methods{"POST": s.auth(s.approve)})
+	s.route(mux, "/v1/algorithms/{name}/train", methods{"POST": s.auth(s.train)})
+	s.route(mux, "/v1/algorithms/{name}/recommend", methods{"POST": s.auth(s.recommend)})
+	s.route(mux, "/v1/algorithms/replay", methods{"POST": s.auth(s.replay)})
 	if cfg.Log != nil {
 		tiles := http.StripPrefix("/log", cfg.Log.Handler()).ServeHTTP
 		s.route(mux, "/log/checkpoint", methods{"GET": tiles, "HEAD": tiles})
@@ -231,7 +241,11 @@ func (s *server) observe(route string, h http.HandlerFunc) http.Handler {
 		select {
 		case s.inflight <- struct{}{}:
 			defer func() { <-s.inflight }()
-			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+			timeout := s.cfg.RequestTimeout
+			if route == "/v1/algorithms/{name}/train" {
+				timeout = s.cfg.TrainTimeout
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
 			defer cancel()
 			h(sw, r.WithContext(ctx))
 		default:
@@ -316,6 +330,20 @@ func decode(r *http.Request, v any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return custos.Errorf(custos.CodeInvalidRequest, "the body holds data after its JSON object")
+	}
+	return nil
+}
+
+// emptyBody refuses a body other than none or an empty JSON object.
+func emptyBody(r *http.Request) error {
+	b, err := io.ReadAll(r.Body)
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return custos.Errorf(custos.CodeTooLarge, "the body is larger than the limit of this deployment")
+	} else if err != nil {
+		return custos.Errorf(custos.CodeInvalidRequest, "the body could not be read")
+	}
+	if t := bytes.TrimSpace(b); len(t) != 0 && !bytes.Equal(t, []byte("{}")) {
+		return custos.Errorf(custos.CodeInvalidRequest, "the body must be empty or {}")
 	}
 	return nil
 }

@@ -1127,3 +1127,17 @@ func FuzzDetokenizeBody(f *testing.F) {
 		checkFuzzReply(t, e.serve(t, "POST", "/v1/detokenize", e.staff, body))
 	})
 }
+
+// TestAlgorithmProblems checks the algorithm endpoints' refusals; custody's
+// tests run the algorithms themselves.
+func TestAlgorithmProblems(t *testing.T) {
+	e := newEnv(t, options{})
+	checkProblem(t, e.do(t, "POST", "/v1/algorithms/covisit/train", e.service, ""), http.StatusNotFound, custos.CodeNotFound)
+	checkProblem(t, e.do(t, "POST", "/v1/algorithms/covisit/train", e.service, `{"x":1}`), http.StatusBadRequest, custos.CodeInvalidRequest)
+	checkProblem(t, e.do(t, "POST", "/v1/algorithms/covisit/train", e.engineer, `{}`), http.StatusForbidden, custos.CodeForbidden)
+	checkProblem(t, e.do(t, "POST", "/v1/algorithms/covisit/recommend", e.service, `{"subject":"u1","k":"ten"}`), http.StatusBadRequest, custos.CodeInvalidRequest)
+	checkProblem(t, e.do(t, "POST", "/v1/algorithms/covisit/recommend", e.engineer, `{"subject":"u1","k":10}`), http.StatusForbidden, custos.CodeForbidden)
+	checkProblem(t, e.do(t, "POST", "/v1/algorithms/replay", e.monitor, `{}`), http.StatusBadRequest, custos.CodeInvalidRequest)
+	checkProblem(t, e.do(t, "POST", "/v1/algorithms/replay", e.monitor, `{"index":999999}`), http.StatusNotFound, custos.CodeNotFound)
+	checkProblem(t, e.do(t, "GET", "/v1/algorithms/covisit/recommend", e.service, ""), http.StatusMethodNotAllowed, custos.CodeInvalidRequest)
+}

@@ -210,3 +210,56 @@ func (s *server) accesses(w http.ResponseWriter, r *http.Request, req custody.Re
 		AuditIndex uint64           `json:"audit_index"`
 	}{r.PathValue("id"), h.Accesses, h.Truncated, h.AuditIndex})
 }
+
+func (s *server) train(w http.ResponseWriter, r *http.Request, req custody.Request) {
+	if err := emptyBody(r); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	t, err := s.cfg.Custody.Train(r.Context(), req, r.PathValue("name"))
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	setAuditIndex(w, t.AuditIndex)
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (s *server) recommend(w http.ResponseWriter, r *http.Request, req custody.Request) {
+	var body struct {
+		Subject string `json:"subject"`
+		K       int    `json:"k"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	rec, err := s.cfg.Custody.Recommend(r.Context(), req, r.PathValue("name"), body.Subject, body.K)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	setAuditIndex(w, rec.AuditIndex)
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (s *server) replay(w http.ResponseWriter, r *http.Request, req custody.Request) {
+	var body struct {
+		Index *uint64 `json:"index"`
+	}
+	if err := decode(r, &body); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	if body.Index == nil {
+		s.problem(w, r, custos.Errorf(custos.CodeInvalidRequest, "the body needs the index of a recommendation's audit entry"))
+		return
+	}
+	rp, err := s.cfg.Custody.Replay(r.Context(), req, *body.Index)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	setAuditIndex(w, rp.AuditIndex)
+	writeJSON(w, http.StatusOK, rp)
+}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/custody"
 )
 
 // Problem is an RFC 9457 problem document with custos' stable code.
@@ -32,6 +33,7 @@ var statuses = map[string]int{
 	custos.CodeUnavailable:       http.StatusServiceUnavailable,
 	custos.CodeAuditUnavailable:  http.StatusServiceUnavailable,
 	custos.CodeInternal:          http.StatusInternalServerError,
+	custody.CodeAlgorithmFailed:  http.StatusBadGateway,
 }
 
 // Status returns the HTTP status of an error code.
