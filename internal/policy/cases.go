@@ -33,8 +33,10 @@ type Case struct {
 	Action  string      `yaml:"action,omitempty"`
 	Field   string      `yaml:"field,omitempty"`   // "collection.field", for actions on fields
 	Subject CaseSubject `yaml:"subject,omitempty"` // for register and erase
-	Purpose string      `yaml:"purpose,omitempty"`
-	Context CaseContext `yaml:"context,omitempty"`
+	// Algorithm is the name of an algorithm bundle, for the algo-* actions.
+	Algorithm string      `yaml:"algorithm,omitempty"`
+	Purpose   string      `yaml:"purpose,omitempty"`
+	Context   CaseContext `yaml:"context,omitempty"`
 	// Want is clear, token, masked or withheld for a read; allow or deny
 	// for any other action.
 	Want string `yaml:"want"`
@@ -177,7 +179,7 @@ func (c *Case) check() error {
 		if !slices.Contains([]custos.Form{custos.FormClear, custos.FormToken, custos.FormMasked, custos.FormWithheld}, custos.Form(c.Want)) {
 			return fmt.Errorf("%q: a read wants clear, token, masked or withheld, not %q", c.Name, c.Want)
 		}
-	case slices.Contains(fieldActions, custos.Action(c.Action)) || slices.Contains(subjectActions, custos.Action(c.Action)):
+	case slices.Contains(slices.Concat(fieldActions, subjectActions, algorithmActions), custos.Action(c.Action)):
 		if c.Want != outcomeAllow && c.Want != outcomeDeny {
 			return fmt.Errorf("%q: action %s wants allow or deny, not %q", c.Name, c.Action, c.Want)
 		}
@@ -187,6 +189,12 @@ func (c *Case) check() error {
 	if slices.Contains(subjectActions, custos.Action(c.Action)) {
 		if c.Subject.Residency == "" || c.Field != "" {
 			return fmt.Errorf("%q: action %s needs a subject with a residency and no field", c.Name, c.Action)
+		}
+		return nil
+	}
+	if slices.Contains(algorithmActions, custos.Action(c.Action)) {
+		if c.Algorithm == "" || c.Field != "" || c.Subject != (CaseSubject{}) {
+			return fmt.Errorf("%q: action %s needs an algorithm name and no field or subject", c.Name, c.Action)
 		}
 		return nil
 	}
@@ -255,6 +263,9 @@ func run(e *Engine, c *Case, field func(collection, name string) (Field, bool)) 
 			subject = "test-subject"
 		}
 		return outcome(e.AllowedOnSubject(p, a, subject, c.Subject.Residency, ctx)), nil
+	}
+	if slices.Contains(algorithmActions, a) {
+		return outcome(e.AllowedOnAlgorithm(p, a, c.Algorithm, ctx)), nil
 	}
 	collection, name, _ := c.field()
 	f, ok := field(collection, name)

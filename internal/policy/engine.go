@@ -20,15 +20,18 @@ const (
 	typeAction    types.EntityType = "Custos::Action"
 	typeField     types.EntityType = "Custos::Field"
 	typeSubject   types.EntityType = "Custos::Subject"
+	typeAlgorithm types.EntityType = "Custos::Algorithm"
 )
 
-// fieldActions act on a Custos::Field, subjectActions on a Custos::Subject.
+// fieldActions act on a Custos::Field, subjectActions on a Custos::Subject,
+// algorithmActions on a Custos::Algorithm.
 var (
 	fieldActions = []custos.Action{
 		custos.ActionReadClear, custos.ActionReadToken, custos.ActionReadMasked,
 		custos.ActionWrite, custos.ActionDetokenize, custos.ActionApprove,
 	}
-	subjectActions = []custos.Action{custos.ActionRegister, custos.ActionErase, custos.ActionReadHistory}
+	subjectActions   = []custos.Action{custos.ActionRegister, custos.ActionErase, custos.ActionReadHistory}
+	algorithmActions = []custos.Action{custos.ActionAlgoSubmit, custos.ActionAlgoApprove, custos.ActionAlgoRetire, custos.ActionAlgoRead}
 )
 
 // Field is a field as the policies see it: where it is and what class and
@@ -115,7 +118,7 @@ func (e *Engine) Version() string { return e.snap.Load().set.Version() }
 func newSnapshot(s *Set) *snapshot {
 	ids := slices.Sorted(maps.Keys(s.policies))
 	byAction := make(map[custos.Action]policyList)
-	for _, a := range slices.Concat(fieldActions, subjectActions) {
+	for _, a := range slices.Concat(fieldActions, subjectActions, algorithmActions) {
 		uid := types.NewEntityUID(typeAction, types.String(a))
 		l := policyList{}
 		for _, id := range ids {
@@ -245,6 +248,22 @@ func (e *Engine) AllowedOnSubject(p custos.Principal, a custos.Action, subjectID
 	}
 	_, cacheable := requestKey(p, ctx)
 	return e.newRequest(e.snap.Load(), p, ctx, cacheable).allowed(a, &subject)
+}
+
+// AllowedOnAlgorithm decides action a (algo-submit, algo-approve,
+// algo-retire, algo-read) of p on the algorithm bundles named name, in the
+// engine's jurisdiction. Decisions on algorithms are not cached. An action
+// that does not apply to algorithms is denied.
+func (e *Engine) AllowedOnAlgorithm(p custos.Principal, a custos.Action, name string, ctx Context) bool {
+	if !slices.Contains(algorithmActions, a) {
+		return false
+	}
+	algorithm := types.Entity{
+		UID:        types.NewEntityUID(typeAlgorithm, types.String(name)),
+		Attributes: types.NewRecord(types.RecordMap{"name": types.String(name), "jurisdiction": types.String(e.jurisdiction)}),
+	}
+	_, cacheable := requestKey(p, ctx)
+	return e.newRequest(e.snap.Load(), p, ctx, cacheable).allowed(a, &algorithm)
 }
 
 // formAllow and formDeny stand for the decisions of Allowed in the cache.
