@@ -10,6 +10,10 @@
 //     after its audit entry is durable; if the Auditor fails, the method
 //     fails with CodeUnavailable and returns no data.
 //   - Residency: subjects of another jurisdiction are refused.
+//   - Algorithms: every change to the registry of algorithm bundles
+//     (submission, approval, activation, retirement) and every refusal is
+//     an audit entry, and a change is made only once its entries are
+//     durable.
 //   - Errors returned are *custos.Error with a stable code and a detail free
 //     of personal data, or an internal error whose cause is for the log only.
 //
@@ -27,6 +31,7 @@ import (
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/policy"
+	"github.com/custos/custos/internal/registry"
 	"github.com/custos/custos/internal/schema"
 	"github.com/custos/custos/internal/token"
 	"github.com/custos/custos/internal/vault"
@@ -34,7 +39,7 @@ import (
 )
 
 // Config is everything custody needs. All fields are required but Logger,
-// Now and OnErase.
+// Now, OnErase and Algorithms.
 type Config struct {
 	Jurisdiction string
 	Schema       *schema.Schema
@@ -62,6 +67,9 @@ type Config struct {
 	OnErase func() error
 	// MaxDetokenize caps the tokens of one detokenize request.
 	MaxDetokenize int
+	// Algorithms is the registry of the operator's algorithm bundles; nil
+	// when the deployment keeps none.
+	Algorithms *registry.Registry
 }
 
 // Service runs requests. It is safe for concurrent use.

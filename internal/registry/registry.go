@@ -278,6 +278,9 @@ func (r *Registry) read(digest string) (*bundle, error) {
 	if b.entry.Approvers, err = algo.Approvals(text, st.Approvals, r.reviewers); err != nil {
 		return nil, err
 	}
+	if b.entry.Approvers == nil {
+		b.entry.Approvers = []string{}
+	}
 	return b, nil
 }
 
