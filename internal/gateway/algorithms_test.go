@@ -118,7 +118,9 @@ func TestAlgorithmAdmission(t *testing.T) {
 	if sub.State != registry.Submitted || sub.Operator != "operator.example" || sub.ModuleSHA256 != algo.Digest(wasm) {
 		t.Fatalf("submitted: %s", r.body)
 	}
-	wantStatus(t, e.do(t, "POST", "/v1/algorithms", e.engineer, bundle(t, "1.0.0", wasm, e.op)), http.StatusOK)
+	r = e.do(t, "POST", "/v1/algorithms", e.engineer, bundle(t, "1.0.0", wasm, e.op))
+	wantStatus(t, r, http.StatusOK)
+	auditIndex(t, r)
 	other := decodeAlgorithm(t, e.do(t, "POST", "/v1/algorithms", e.engineer, bundle(t, "1.0.1", wasm, e.op)))
 
 	r = e.do(t, "GET", "/v1/algorithms/covisit@1.0.0", e.approver, "")
@@ -180,7 +182,7 @@ func TestAlgorithmAdmission(t *testing.T) {
 			}
 		}
 	}
-	want := "algo-submit:allow::,algo-submit:allow::," +
+	want := "algo-submit:allow::,algo-submit:allow::,algo-submit:allow::," +
 		"algo-approve:deny:forbidden:,algo-approve:deny:invalid_signature:,algo-approve:deny:invalid_signature:," +
 		"algo-approve:allow::alice,algo-approve:deny:conflict:,algo-approve:allow::bob,algo-activate:allow::"
 	if strings.Join(got, ",") != want {

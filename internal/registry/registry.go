@@ -345,7 +345,8 @@ var errNoOperators = custos.Errorf(custos.CodeForbidden,
 	"this deployment lists no operator keys (algorithms.operators in custos.yaml), so no algorithm can be submitted; the custodian adds the operator's and the reviewers' verifier keys there and restarts custos")
 
 // Submit adds a bundle the operator signed, and reports whether it is new:
-// submitting a bundle the registry has returns it unchanged. A bundle that
+// submitting a bundle the registry has returns it unchanged (and records
+// that it was submitted again). A bundle that
 // does not verify is refused with CodeInvalidSignature, one whose name and
 // version the registry holds with another manifest with CodeConflict.
 func (r *Registry) Submit(bu *algo.Bundle, rec Record) (Entry, bool, error) {
@@ -368,6 +369,10 @@ func (r *Registry) Submit(bu *algo.Bundle, rec Record) (Entry, bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if b, ok := r.bundles[digest]; ok {
+		// Nothing changes, but the decision is recorded all the same.
+		if err := rec([]Event{{Action: ActionSubmit, Entry: b.entry, Detail: "already in the registry"}}); err != nil {
+			return Entry{}, false, err
+		}
 		return b.entry, false, nil
 	}
 	for _, b := range r.bundles {

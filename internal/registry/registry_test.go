@@ -177,8 +177,8 @@ func TestSubmit(t *testing.T) {
 			}
 		})
 	}
-	if got := f.actions(); got != ActionSubmit {
-		t.Fatalf("events %q, want one submission", got)
+	if got := f.actions(); got != "algo-submit,algo-submit" {
+		t.Fatalf("events %q, want the submission and its repetition", got)
 	}
 	if n := len(f.reg.List()); n != 1 {
 		t.Fatalf("%d bundles, want 1", n)
