@@ -220,10 +220,13 @@ func (r *Registry) load() error {
 	}
 	for _, de := range des {
 		name := de.Name()
-		if strings.HasPrefix(name, ".") {
+		if strings.HasPrefix(name, tmpPrefix) {
 			if err := os.RemoveAll(filepath.Join(r.cfg.Dir, name)); err != nil {
 				return fmt.Errorf("couldn't remove an interrupted submission: %w", err)
 			}
+			continue
+		}
+		if strings.HasPrefix(name, ".") {
 			continue
 		}
 		if !de.IsDir() || !digestRE.MatchString(name) {
@@ -326,6 +329,11 @@ func readCapped(path string, limit int64) ([]byte, error) {
 
 // writeState makes b's state durable.
 func (r *Registry) writeState(b *bundle) error {
+	return writeState(filepath.Join(r.cfg.Dir, b.entry.Digest), b)
+}
+
+// writeState makes b's state durable in dir.
+func writeState(dir string, b *bundle) error {
 	st := state{
 		State: b.entry.State, Operator: b.entry.Operator, Approvals: b.approvals,
 		Submitted: b.entry.Submitted, Activated: b.entry.Activated, Retired: b.entry.Retired,
@@ -334,7 +342,7 @@ func (r *Registry) writeState(b *bundle) error {
 	if err != nil {
 		return err
 	}
-	if err := safefile.Replace(filepath.Join(r.cfg.Dir, b.entry.Digest, stateFile), append(data, '\n'), 0o600); err != nil {
+	if err := safefile.Replace(filepath.Join(dir, stateFile), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("couldn't write bundle state: %w", err)
 	}
 	return nil
@@ -397,30 +405,32 @@ func (r *Registry) Submit(bu *algo.Bundle, rec Record) (Entry, bool, error) {
 	return b.entry, true, nil
 }
 
-// writeBundle writes a new bundle's files into a temporary directory and
-// renames it into place.
+// tmpPrefix starts the name of a bundle's directory being written.
+const tmpPrefix = ".submit-"
+
+// writeBundle writes a new bundle's files, its state last, into a
+// temporary directory and renames it into place: the bundle appears whole
+// or not at all.
 func (r *Registry) writeBundle(b *bundle, bu *algo.Bundle) error {
-	tmp, err := os.MkdirTemp(r.cfg.Dir, ".submit-")
+	tmp, err := os.MkdirTemp(r.cfg.Dir, tmpPrefix)
 	if err != nil {
 		return fmt.Errorf("couldn't write bundle: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	final := filepath.Join(r.cfg.Dir, b.entry.Digest)
 	err = safefile.Create(filepath.Join(tmp, noteFile), bu.Note, 0o600)
 	if err == nil {
 		err = safefile.Create(filepath.Join(tmp, moduleFile), bu.Module, 0o600)
 	}
 	if err == nil {
-		err = os.Rename(tmp, final)
+		err = writeState(tmp, b)
 	}
 	if err == nil {
-		err = r.writeState(b)
+		err = os.Rename(tmp, filepath.Join(r.cfg.Dir, b.entry.Digest))
 	}
 	if err == nil {
 		err = safefile.SyncDir(r.cfg.Dir)
 	}
 	if err != nil {
-		os.RemoveAll(final)
 		return fmt.Errorf("couldn't write bundle: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -508,4 +509,35 @@ func FuzzApprove(f *testing.F) {
 			t.Fatalf("a non-reviewer %s counts", added[0])
 		}
 	})
+}
+
+// TestConcurrentApprovals approves with three reviewers at once: every
+// approval counts and the bundle is activated once.
+func TestConcurrentApprovals(t *testing.T) {
+	f := newFixture(t)
+	e := f.submit(t, "1.0.0")
+	f.actions()
+	var mu sync.Mutex
+	rec := func(evs []Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return f.record(evs)
+	}
+	var wg sync.WaitGroup
+	for _, k := range []key{f.alice, f.bob, f.carl} {
+		line := approval(t, e, k)
+		wg.Go(func() {
+			if _, err := f.reg.Approve(e.Ref(), line, rec); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	got, _ := f.reg.Get(e.Ref())
+	if got.State != Active || len(got.Approvers) != 3 {
+		t.Fatalf("after concurrent approvals: %+v", got)
+	}
+	if n := strings.Count(f.actions(), ActionActivate); n != 1 {
+		t.Fatalf("activated %d times", n)
+	}
 }
