@@ -58,8 +58,9 @@
 //	name          String  e.g. "covisit"
 //	jurisdiction  String  the jurisdiction the custos instance serves
 //
-// The policy decides who may act on the registry; whether a bundle may run
-// is decided by signatures (the operator's and N reviewers'), not by policy.
+// Listing the whole registry is "algo-read" on the name "*". The policy
+// decides who may act on the registry; whether a bundle may run is decided
+// by signatures (the operator's and N reviewers'), not by policy.
 //
 // Context, always complete, so that no policy meets a missing attribute:
 //
