@@ -2,6 +2,7 @@ package custody
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -142,7 +143,7 @@ func (s *Service) recordAlgorithm(ctx context.Context, r Request, idx *uint64) r
 // refuseAlgorithm records a refusal of the registry; an audit or internal
 // failure is returned as it is.
 func (s *Service) refuseAlgorithm(ctx context.Context, e custos.AuditEntry, err error) error {
-	ce, ok := err.(*custos.Error)
+	ce, ok := errors.AsType[*custos.Error](err)
 	if !ok || ce.Code == custos.CodeAuditUnavailable {
 		return err
 	}
