@@ -453,15 +453,9 @@ func (r *Registry) Approve(ref, line string, rec Record) (Entry, error) {
 	if b.entry.State == Retired {
 		return Entry{}, custos.Errorf(custos.CodeConflict, "%s %s is retired: approvals no longer count; submit a new version", b.entry.Name, b.entry.Version)
 	}
-	names, err := algo.Approvals(b.text, []string{line}, r.reviewers)
+	name, err := r.approver(b, line)
 	if err != nil {
-		return Entry{}, custos.Errorf(custos.CodeInvalidSignature, "%s: sign the manifest text of %s with custos algo approve", err, b.entry.Ref())
-	}
-	if len(names) != 1 {
-		return Entry{}, custos.Errorf(custos.CodeInvalidSignature, "the approval is not signed by a reviewer key of this deployment (algorithms.reviewers in custos.yaml)")
-	}
-	if slices.Contains(b.entry.Approvers, names[0]) {
-		return Entry{}, custos.Errorf(custos.CodeConflict, "%s has already approved %s %s: a reviewer's approvals count once", names[0], b.entry.Name, b.entry.Version)
+		return Entry{}, err
 	}
 	if err := r.verify(b); err != nil {
 		return Entry{}, err
@@ -471,18 +465,12 @@ func (r *Registry) Approve(ref, line string, rec Record) (Entry, error) {
 	if next.entry.Approvers, err = algo.Approvals(b.text, next.approvals, r.reviewers); err != nil {
 		return Entry{}, err
 	}
-	events := []Event{{Action: ActionApprove, Entry: next.entry, Approver: names[0]}}
+	events := []Event{{Action: ActionApprove, Entry: next.entry, Approver: name}}
 	var old *bundle
 	if next.entry.State == Submitted && len(next.entry.Approvers) >= r.cfg.Required {
-		now := r.cfg.Now().UTC()
-		next.entry.State, next.entry.Activated = Active, now
-		events = append(events, Event{Action: ActionActivate, Entry: next.entry})
-		if old = r.active(b.entry.Name); old != nil {
-			o := *old
-			o.entry.State, o.entry.Retired = Retired, now
-			events = append(events, Event{Action: ActionRetire, Entry: o.entry, Detail: "superseded by " + b.entry.Version})
-			old = &o
-		}
+		var more []Event
+		more, old = r.activate(&next)
+		events = append(events, more...)
 	}
 	if err := rec(events); err != nil {
 		return Entry{}, err
@@ -500,6 +488,37 @@ func (r *Registry) Approve(ref, line string, rec Record) (Entry, error) {
 		*r.bundles[old.entry.Digest] = *old
 	}
 	return b.entry, nil
+}
+
+// approver returns the name of the reviewer whose approval of b line is,
+// refusing a line that is not a new reviewer's signature over b's text.
+func (r *Registry) approver(b *bundle, line string) (string, error) {
+	names, err := algo.Approvals(b.text, []string{line}, r.reviewers)
+	if err != nil {
+		return "", custos.Errorf(custos.CodeInvalidSignature, "%s: sign the manifest text of %s with custos algo approve", err, b.entry.Ref())
+	}
+	if len(names) != 1 {
+		return "", custos.Errorf(custos.CodeInvalidSignature, "the approval is not signed by a reviewer key of this deployment (algorithms.reviewers in custos.yaml)")
+	}
+	if slices.Contains(b.entry.Approvers, names[0]) {
+		return "", custos.Errorf(custos.CodeConflict, "%s has already approved %s %s: a reviewer's approvals count once", names[0], b.entry.Name, b.entry.Version)
+	}
+	return names[0], nil
+}
+
+// activate makes next active and returns the events of the change and the
+// active bundle of its name, retired, if there is one.
+func (r *Registry) activate(next *bundle) ([]Event, *bundle) {
+	now := r.cfg.Now().UTC()
+	next.entry.State, next.entry.Activated = Active, now
+	events := []Event{{Action: ActionActivate, Entry: next.entry}}
+	cur := r.active(next.entry.Name)
+	if cur == nil {
+		return events, nil
+	}
+	old := *cur
+	old.entry.State, old.entry.Retired = Retired, now
+	return append(events, Event{Action: ActionRetire, Entry: old.entry, Detail: "superseded by " + next.entry.Version}), &old
 }
 
 // Retire retires the bundle ref names: it never runs again. A retired
