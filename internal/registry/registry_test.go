@@ -541,3 +541,35 @@ func TestConcurrentApprovals(t *testing.T) {
 		t.Fatalf("activated %d times", n)
 	}
 }
+
+// FuzzSubmit submits arbitrary notes and modules: a bundle is admitted
+// only if the operator signed its manifest and the module is the one the
+// manifest names, and what is admitted reads back whole.
+func FuzzSubmit(f *testing.F) {
+	op := newKey(f, "operator.example")
+	good := sign(f, "1.0.0", module, op)
+	f.Add(good.Note, good.Module)
+	f.Add(good.Note, append(bytes.Clone(module), 0))
+	f.Add(sign(f, "1.0.0", module, newKey(f, "operator.example")).Note, module)
+	f.Add([]byte("{}\n\n— operator.example AAAA\n"), module)
+	f.Fuzz(func(t *testing.T, n, mod []byte) {
+		fx := &fixture{dir: t.TempDir(), op: op, alice: newKey(t, "alice"), bob: newKey(t, "bob"), carl: newKey(t, "carol")}
+		fx.cfg = Config{Dir: fx.dir, Operators: []note.Verifier{op.v}, Reviewers: []note.Verifier{fx.alice.v, fx.bob.v}, Required: 2}
+		fx.reopen(t)
+		e, _, err := fx.reg.Submit(&algo.Bundle{Note: n, Module: mod}, fx.record)
+		if err != nil {
+			return
+		}
+		if e.ModuleSHA256 != algo.Digest(mod) || e.Operator != "operator.example" {
+			t.Fatalf("admitted %+v for a module of sha256 %s", e, algo.Digest(mod))
+		}
+		fx.reopen(t)
+		b := fx.reg.bundles[e.Digest]
+		if b == nil {
+			t.Fatal("an admitted bundle did not survive reopening")
+		}
+		if err := fx.reg.verify(b); err != nil {
+			t.Fatalf("an admitted bundle does not verify from its files: %v", err)
+		}
+	})
+}
