@@ -23,7 +23,6 @@ import (
 	"github.com/custos/custos/internal/store/sqlite"
 	"github.com/custos/custos/internal/token"
 	"github.com/custos/custos/internal/vault"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // deployment is a deployment opened from its config: every component
@@ -170,16 +169,16 @@ func openLog(ctx context.Context, cfg *config.Config, log *slog.Logger) (*auditl
 // config lists; with none, it admits nothing.
 func openRegistry(cfg *config.Config) (*registry.Registry, error) {
 	a := cfg.Algorithms
-	read := func(paths []string, what string) ([]note.Verifier, error) {
-		var vs []note.Verifier
+	read := func(paths []string, what string) ([]string, error) {
+		var vkeys []string
 		for _, p := range paths {
-			v, err := notekey.ReadVerifier(cfg.Path(p), what)
+			vkey, err := notekey.Read(cfg.Path(p), what, false)
 			if err != nil {
 				return nil, fmt.Errorf("%w (write one with custos algo keygen and list its .vkey file)", err)
 			}
-			vs = append(vs, v)
+			vkeys = append(vkeys, vkey)
 		}
-		return vs, nil
+		return vkeys, nil
 	}
 	operators, err := read(a.Operators, "algorithms.operators key")
 	if err != nil {

@@ -110,10 +110,13 @@ type Record func([]Event) error
 type Config struct {
 	// Dir is the registry's directory, created if missing.
 	Dir string
-	// Operators verify bundles' manifests; Reviewers verify approvals. No
-	// key may be in both, and no two keys of one set may share a name.
-	Operators []note.Verifier
-	Reviewers []note.Verifier
+	// Operators verify bundles' manifests; Reviewers verify approvals. Both
+	// are note verifier keys (the text of a NAME.vkey file). No key may be
+	// listed twice, under one name or two, and no two keys may share a
+	// name: one key counts once, and the operator never approves its own
+	// bundles.
+	Operators []string
+	Reviewers []string
 	// Required is the number of distinct reviewers' approvals a bundle
 	// needs: between 1 and len(Reviewers) when there are reviewers.
 	Required int
@@ -161,7 +164,8 @@ var digestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Open checks cfg and loads the registry in cfg.Dir.
 func Open(cfg Config) (*Registry, error) {
-	if err := checkKeys(cfg); err != nil {
+	operators, reviewers, err := verifiers(cfg)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Now == nil {
@@ -172,8 +176,8 @@ func Open(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{
 		cfg:       cfg,
-		operators: note.VerifierList(cfg.Operators...),
-		reviewers: note.VerifierList(cfg.Reviewers...),
+		operators: note.VerifierList(operators...),
+		reviewers: note.VerifierList(reviewers...),
 		bundles:   map[string]*bundle{},
 	}
 	if err := r.load(); err != nil {
@@ -182,32 +186,43 @@ func Open(cfg Config) (*Registry, error) {
 	return r, nil
 }
 
-// checkKeys refuses key sets that would let one key count twice or the
-// operator approve its own bundles.
-func checkKeys(cfg Config) error {
+// verifiers parses cfg's keys, refusing sets that would let one key count
+// twice or the operator approve its own bundles.
+func verifiers(cfg Config) (operators, reviewers []note.Verifier, err error) {
 	if len(cfg.Reviewers) > 0 && (cfg.Required < 1 || cfg.Required > len(cfg.Reviewers)) {
-		return fmt.Errorf("algorithm approvals must be between 1 and the number of reviewers (%d), not %d", len(cfg.Reviewers), cfg.Required)
+		return nil, nil, fmt.Errorf("algorithm approvals must be between 1 and the number of reviewers (%d), not %d", len(cfg.Reviewers), cfg.Required)
 	}
 	if len(cfg.Operators) > 0 && len(cfg.Reviewers) == 0 {
-		return errors.New("algorithm operators are listed but no reviewers: no bundle could ever be approved")
+		return nil, nil, errors.New("algorithm operators are listed but no reviewers: no bundle could ever be approved")
 	}
-	for _, set := range [][]note.Verifier{cfg.Operators, cfg.Reviewers} {
-		for i, v := range set {
-			for _, w := range set[:i] {
-				if v.Name() == w.Name() {
-					return fmt.Errorf("two algorithm keys are named %s: each key needs its own name", v.Name())
-				}
+	names, keys := map[string]bool{}, map[string]bool{}
+	parse := func(texts []string, set string) ([]note.Verifier, error) {
+		var vs []note.Verifier
+		for i, t := range texts {
+			v, err := note.NewVerifier(t)
+			if err != nil {
+				return nil, fmt.Errorf("algorithm %s key %d is not a note verifier key: %w", set, i+1, err)
 			}
-		}
-	}
-	for _, o := range cfg.Operators {
-		for _, v := range cfg.Reviewers {
-			if o.Name() == v.Name() || o.KeyHash() == v.KeyHash() {
-				return fmt.Errorf("algorithm key %s is both an operator's and a reviewer's: the operator must not approve its own bundles", o.Name())
+			// The text is name+hash+key, where only key may hold a +.
+			key := strings.SplitN(t, "+", 3)[2]
+			switch {
+			case keys[key]:
+				return nil, fmt.Errorf("algorithm key %s is listed twice (under another name, or as both an operator's and a reviewer's): one key counts once, and the operator must not approve its own bundles", v.Name())
+			case names[v.Name()]:
+				return nil, fmt.Errorf("two algorithm keys are named %s: each key needs its own name", v.Name())
 			}
+			keys[key], names[v.Name()] = true, true
+			vs = append(vs, v)
 		}
+		return vs, nil
 	}
-	return nil
+	if operators, err = parse(cfg.Operators, "operator"); err != nil {
+		return nil, nil, err
+	}
+	if reviewers, err = parse(cfg.Reviewers, "reviewer"); err != nil {
+		return nil, nil, err
+	}
+	return operators, reviewers, nil
 }
 
 // load reads every bundle directory, drops what a crashed submission left

@@ -2,7 +2,9 @@ package registry
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -19,7 +21,7 @@ import (
 
 type key struct {
 	s note.Signer
-	v note.Verifier
+	v string // the verifier key
 }
 
 func newKey(t testing.TB, name string) key {
@@ -32,11 +34,7 @@ func newKey(t testing.TB, name string) key {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key{s, v}
+	return key{s, vkey}
 }
 
 // fixture is a registry with an operator, reviewers alice, bob and carol
@@ -59,8 +57,8 @@ func newFixture(t testing.TB) *fixture {
 	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	f.cfg = Config{
 		Dir:       f.dir,
-		Operators: []note.Verifier{f.op.v},
-		Reviewers: []note.Verifier{f.alice.v, f.bob.v, f.carl.v},
+		Operators: []string{f.op.v},
+		Reviewers: []string{f.alice.v, f.bob.v, f.carl.v},
 		Required:  2,
 		Now: func() time.Time {
 			now = now.Add(time.Second)
@@ -422,11 +420,15 @@ func TestKeyChecks(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"more approvals than reviewers", Config{Operators: []note.Verifier{op.v}, Reviewers: []note.Verifier{alice.v}, Required: 2}, "between 1 and"},
-		{"no approvals", Config{Operators: []note.Verifier{op.v}, Reviewers: []note.Verifier{alice.v}, Required: 0}, "between 1 and"},
-		{"operators without reviewers", Config{Operators: []note.Verifier{op.v}, Required: 1}, "no reviewers"},
-		{"two reviewers of one name", Config{Operators: []note.Verifier{op.v}, Reviewers: []note.Verifier{alice.v, alice2.v}, Required: 2}, "named alice"},
-		{"the operator reviews", Config{Operators: []note.Verifier{op.v}, Reviewers: []note.Verifier{op.v, bob.v}, Required: 1}, "both an operator's and a reviewer's"},
+		{"more approvals than reviewers", Config{Operators: []string{op.v}, Reviewers: []string{alice.v}, Required: 2}, "between 1 and"},
+		{"no approvals", Config{Operators: []string{op.v}, Reviewers: []string{alice.v}, Required: 0}, "between 1 and"},
+		{"operators without reviewers", Config{Operators: []string{op.v}, Required: 1}, "no reviewers"},
+		{"two reviewers of one name", Config{Operators: []string{op.v}, Reviewers: []string{alice.v, alice2.v}, Required: 2}, "named alice"},
+		{"the operator reviews", Config{Operators: []string{op.v}, Reviewers: []string{op.v, bob.v}, Required: 1}, "both an operator's and a reviewer's"},
+		{"the operator's key under a reviewer's name", Config{Operators: []string{op.v}, Reviewers: []string{rename(t, op.v, "carol"), bob.v}, Required: 1}, "listed twice"},
+		{"one key for two reviewers", Config{Operators: []string{op.v}, Reviewers: []string{bob.v, rename(t, bob.v, "carol")}, Required: 2}, "listed twice"},
+		{"a reviewer named as the operator", Config{Operators: []string{op.v}, Reviewers: []string{rename(t, bob.v, "op")}, Required: 1}, "named op"},
+		{"not a key", Config{Operators: []string{"op+1234+AAAA"}, Reviewers: []string{bob.v}, Required: 1}, "not a note verifier key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Dir = t.TempDir()
@@ -435,6 +437,20 @@ func TestKeyChecks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rename returns the verifier key vkey under another name.
+func rename(t testing.TB, vkey, name string) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(strings.SplitN(vkey, "+", 3)[2])
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize {
+		t.Fatalf("vkey %q: %v", vkey, err)
+	}
+	out, err := note.NewEd25519VerifierKey(name, ed25519.PublicKey(raw[1:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func TestParseRef(t *testing.T) {
@@ -554,7 +570,7 @@ func FuzzSubmit(f *testing.F) {
 	f.Add([]byte("{}\n\n— operator.example AAAA\n"), module)
 	f.Fuzz(func(t *testing.T, n, mod []byte) {
 		fx := &fixture{dir: t.TempDir(), op: op, alice: newKey(t, "alice"), bob: newKey(t, "bob"), carl: newKey(t, "carol")}
-		fx.cfg = Config{Dir: fx.dir, Operators: []note.Verifier{op.v}, Reviewers: []note.Verifier{fx.alice.v, fx.bob.v}, Required: 2}
+		fx.cfg = Config{Dir: fx.dir, Operators: []string{op.v}, Reviewers: []string{fx.alice.v, fx.bob.v}, Required: 2}
 		fx.reopen(t)
 		e, _, err := fx.reg.Submit(&algo.Bundle{Note: n, Module: mod}, fx.record)
 		if err != nil {
