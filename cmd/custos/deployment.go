@@ -138,7 +138,7 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		Logger:        log,
 		OnErase:       d.shredder.Erased,
 		MaxDetokenize: cfg.Limits.MaxDetokenize,
-		Algorithms:    algorithms,
+		Registry:      algorithms,
 	})
 	if err != nil {
 		return nil, err

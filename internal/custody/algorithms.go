@@ -42,7 +42,7 @@ func (s *Service) SubmitAlgorithm(ctx context.Context, r Request, b *algo.Bundle
 	}
 	var c AlgorithmChange
 	var err error
-	c.Entry, c.Created, err = s.cfg.Algorithms.Submit(b, s.recordAlgorithm(ctx, r, &c.AuditIndex))
+	c.Entry, c.Created, err = s.cfg.Registry.Submit(b, s.recordAlgorithm(ctx, r, &c.AuditIndex))
 	if err != nil {
 		return AlgorithmChange{}, s.refuseAlgorithm(ctx, e, err)
 	}
@@ -55,14 +55,14 @@ func (s *Service) SubmitAlgorithm(ctx context.Context, r Request, b *algo.Bundle
 // the bundle it supersedes are audit entries, durable before any is stored.
 func (s *Service) ApproveAlgorithm(ctx context.Context, r Request, ref, line string) (AlgorithmChange, error) {
 	return s.changeAlgorithm(ctx, r, custos.ActionAlgoApprove, registry.ActionApprove, ref, func(rec registry.Record) (registry.Entry, error) {
-		return s.cfg.Algorithms.Approve(ref, line, rec)
+		return s.cfg.Registry.Approve(ref, line, rec)
 	})
 }
 
 // RetireAlgorithm retires the bundle ref names: it never runs again.
 func (s *Service) RetireAlgorithm(ctx context.Context, r Request, ref string) (AlgorithmChange, error) {
 	return s.changeAlgorithm(ctx, r, custos.ActionAlgoRetire, registry.ActionRetire, ref, func(rec registry.Record) (registry.Entry, error) {
-		return s.cfg.Algorithms.Retire(ref, rec)
+		return s.cfg.Registry.Retire(ref, rec)
 	})
 }
 
@@ -88,7 +88,7 @@ func (s *Service) Algorithms(ctx context.Context, r Request) ([]registry.Entry, 
 	if err := s.allowAlgorithm(ctx, r, custos.ActionAlgoRead, "*", r.entry("algo-read")); err != nil {
 		return nil, err
 	}
-	return s.cfg.Algorithms.List(), nil
+	return s.cfg.Registry.List(), nil
 }
 
 // Algorithm returns the bundle ref names, with its manifest text.
@@ -102,7 +102,7 @@ func (s *Service) Algorithm(ctx context.Context, r Request, ref string) (registr
 	if err := s.allowAlgorithm(ctx, r, custos.ActionAlgoRead, name, e); err != nil {
 		return registry.Entry{}, err
 	}
-	return s.cfg.Algorithms.Get(ref)
+	return s.cfg.Registry.Get(ref)
 }
 
 // allowAlgorithm asks the policy whether r may do a on the bundles named
@@ -111,7 +111,7 @@ func (s *Service) allowAlgorithm(ctx context.Context, r Request, a custos.Action
 	if !s.cfg.Policy.AllowedOnAlgorithm(r.Principal, a, name, policy.Context{Purpose: r.Purpose}) {
 		return s.deny(ctx, e, custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to %s algorithms", strings.TrimPrefix(string(a), "algo-")))
 	}
-	if s.cfg.Algorithms == nil {
+	if s.cfg.Registry == nil {
 		return errNoRegistry
 	}
 	return nil

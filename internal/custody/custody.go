@@ -39,7 +39,7 @@ import (
 )
 
 // Config is everything custody needs. All fields are required but Logger,
-// Now, OnErase and Algorithms.
+// Now, OnErase and Registry.
 type Config struct {
 	Jurisdiction string
 	Schema       *schema.Schema
@@ -67,9 +67,9 @@ type Config struct {
 	OnErase func() error
 	// MaxDetokenize caps the tokens of one detokenize request.
 	MaxDetokenize int
-	// Algorithms is the registry of the operator's algorithm bundles; nil
+	// Registry is the registry of the operator's algorithm bundles; nil
 	// when the deployment keeps none.
-	Algorithms *registry.Registry
+	Registry *registry.Registry
 }
 
 // Service runs requests. It is safe for concurrent use.

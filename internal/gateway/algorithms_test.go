@@ -56,7 +56,7 @@ func newAlgoEnv(t testing.TB, keys bool, maxBundle int64) *algoEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := a.ce.With(t, func(c *custody.Config) { c.Algorithms = reg })
+	svc := a.ce.With(t, func(c *custody.Config) { c.Registry = reg })
 	a.cfg.Custody, a.cfg.Registry, a.cfg.MaxBundleBytes = svc, prometheus.NewRegistry(), maxBundle
 	a.gw = gateway.New(a.cfg)
 	t.Cleanup(a.gw.Close)

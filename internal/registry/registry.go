@@ -9,8 +9,8 @@
 // reviewer keys, have each signed exactly its manifest text, and the stored
 // bundle still verifies at that moment. When a bundle becomes active, the
 // active bundle of the same name, if any, is retired: one name has at most
-// one active bundle. Runnable verifies everything again, from the files,
-// before it hands out a module: a module that differs from the approved
+// one active bundle. Active and Approved verify everything again, from the
+// files, before they hand out a module: a module that differs from the approved
 // digest by one bit never runs, whatever the registry's state says.
 //
 // Every change is first passed to the caller's Record function (which
@@ -28,6 +28,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -590,30 +591,55 @@ func (r *Registry) List() []Entry {
 	return out
 }
 
-// Runnable returns the manifest and module of the active bundle named
-// name, after verifying again, from the files, the operator's signature,
-// the module's digest and the approvals. A bundle that fails is refused
-// with CodeInvalidSignature and is not run.
-func (r *Registry) Runnable(name string) (*algo.Manifest, []byte, error) {
+// Runnable is a bundle that may run: its manifest and its module, verified
+// from the registry's files when they were read.
+type Runnable struct {
+	Manifest *algo.Manifest
+	Module   []byte
+}
+
+// Active returns the active bundle named name, after verifying again, from
+// the files, the operator's signature, the module's digest and the
+// approvals. No active bundle is CodeNotFound; a bundle that fails is
+// refused with CodeInvalidSignature and must not run.
+func (r *Registry) Active(ctx context.Context, name string) (Runnable, error) {
+	return r.runnable(func(b *bundle) bool { return b.entry.Name == name && b.entry.State == Active },
+		"no active algorithm is named %s", name)
+}
+
+// Approved returns the bundle whose module has the hex SHA-256 digest if it
+// was ever active, retired ones included (so that their runs can be
+// replayed), verified as Active verifies. Of several such bundles (one
+// module under several manifests) it returns the last activated.
+func (r *Registry) Approved(ctx context.Context, digest string) (Runnable, error) {
+	return r.runnable(func(b *bundle) bool { return b.entry.ModuleSHA256 == digest && !b.entry.Activated.IsZero() },
+		"no algorithm that was ever active has module sha256 %s", digest)
+}
+
+// runnable returns the last activated bundle match picks, verified, or
+// CodeNotFound with the detail format and arg.
+func (r *Registry) runnable(match func(*bundle) bool, format, arg string) (Runnable, error) {
+	var cp *bundle
 	r.mu.Lock()
-	b := r.active(name)
-	var cp bundle
-	if b != nil {
-		cp = *b
+	for _, b := range r.bundles {
+		if match(b) && (cp == nil || b.entry.Activated.After(cp.entry.Activated)) {
+			c := *b
+			cp = &c
+		}
 	}
 	r.mu.Unlock()
-	if b == nil {
-		return nil, nil, custos.Errorf(custos.CodeNotFound, "no active algorithm is named %s", name)
+	if cp == nil {
+		return Runnable{}, custos.Errorf(custos.CodeNotFound, format, arg)
 	}
-	bu, m, err := r.open(&cp)
+	bu, m, err := r.open(cp)
 	if err != nil {
-		return nil, nil, err
+		return Runnable{}, err
 	}
 	approvers, err := algo.Approvals(cp.text, cp.approvals, r.reviewers)
 	if err != nil || len(approvers) < r.cfg.Required {
-		return nil, nil, custos.Errorf(custos.CodeInvalidSignature, "%s %s lacks the %d approvals it needs", cp.entry.Name, cp.entry.Version, r.cfg.Required)
+		return Runnable{}, custos.Errorf(custos.CodeInvalidSignature, "%s %s lacks the %d approvals it needs: it must not run", cp.entry.Name, cp.entry.Version, r.cfg.Required)
 	}
-	return m, bu.Module, nil
+	return Runnable{Manifest: m, Module: bu.Module}, nil
 }
 
 // verify checks that the stored bundle b still verifies.

@@ -236,8 +236,11 @@ func TestApprovals(t *testing.T) {
 			}
 		})
 	}
-	if _, mod, err := f.reg.Runnable("covisit"); err != nil || !bytes.Equal(mod, module) {
-		t.Fatalf("Runnable = %v", err)
+	if a, err := f.reg.Active(t.Context(), "covisit"); err != nil || !bytes.Equal(a.Module, module) {
+		t.Fatalf("Active = %v", err)
+	}
+	if a, err := f.reg.Approved(t.Context(), algo.Digest(module)); err != nil || a.Manifest.Version != "1.0.0" {
+		t.Fatalf("Approved = %v", err)
 	}
 	// What is durable is what was approved.
 	f.reopen(t)
@@ -274,7 +277,9 @@ func TestFlippedModuleNeverRuns(t *testing.T) {
 		if got, _ := f.reg.Get(e.Ref()); got.State != Submitted {
 			t.Fatalf("state %s, want submitted", got.State)
 		}
-		_, _, err = f.reg.Runnable("covisit")
+		_, err = f.reg.Active(t.Context(), "covisit")
+		wantCode(t, err, custos.CodeNotFound)
+		_, err = f.reg.Approved(t.Context(), algo.Digest(module))
 		wantCode(t, err, custos.CodeNotFound)
 	})
 	t.Run("after activation", func(t *testing.T) {
@@ -286,7 +291,9 @@ func TestFlippedModuleNeverRuns(t *testing.T) {
 			}
 		}
 		flip(t, f, e)
-		_, _, err := f.reg.Runnable("covisit")
+		_, err := f.reg.Active(t.Context(), "covisit")
+		wantCode(t, err, custos.CodeInvalidSignature)
+		_, err = f.reg.Approved(t.Context(), algo.Digest(module))
 		wantCode(t, err, custos.CodeInvalidSignature)
 	})
 }
@@ -346,8 +353,8 @@ func TestSupersedeAndRetire(t *testing.T) {
 	if got, _ := f.reg.Get(v1.Ref()); got.State != Retired {
 		t.Fatalf("v1 is %s after v2 became active", got.State)
 	}
-	if m, _, err := f.reg.Runnable("covisit"); err != nil || m.Version != "2.0.0" {
-		t.Fatalf("Runnable = %+v, %v", m, err)
+	if a, err := f.reg.Active(t.Context(), "covisit"); err != nil || a.Manifest.Version != "2.0.0" {
+		t.Fatalf("Active = %+v, %v", a, err)
 	}
 	if got, err := f.reg.Get("covisit"); err != nil || got.Version != "2.0.0" {
 		t.Fatalf("Get(covisit) = %+v, %v", got, err)
@@ -360,8 +367,13 @@ func TestSupersedeAndRetire(t *testing.T) {
 	wantCode(t, err, custos.CodeConflict)
 	_, err = f.reg.Approve("covisit@2.0.0", approval(t, v2, f.bob), f.record)
 	wantCode(t, err, custos.CodeConflict)
-	_, _, err = f.reg.Runnable("covisit")
+	_, err = f.reg.Active(t.Context(), "covisit")
 	wantCode(t, err, custos.CodeNotFound)
+	// Retired, the module can still be found for a replay: of the two
+	// manifests that name it, the one activated last.
+	if a, err := f.reg.Approved(t.Context(), v1.ModuleSHA256); err != nil || a.Manifest.Version != "2.0.0" {
+		t.Fatalf("Approved = %+v, %v", a, err)
+	}
 	f.reopen(t)
 	for _, e := range f.reg.List() {
 		if e.State != Retired {
