@@ -12,7 +12,7 @@ import (
 // Its JSON tags are its fields' names on the log (MarshalAuditEntry).
 type AuditEntry struct {
 	Time       time.Time         `json:"time"`
-	Action     string            `json:"action"`   // read, write, register, erase, detokenize, rotate, policy-load
+	Action     string            `json:"action"`   // read, write, register, erase, detokenize, rotate, policy-load, algo-submit, ...
 	Decision   string            `json:"decision"` // allow or deny
 	Code       string            `json:"code,omitempty"`
 	Principal  string            `json:"principal,omitempty"`

@@ -106,6 +106,13 @@ const (
 	// ActionReplay re-runs a logged recommendation from its sealed inputs
 	// and checks the output against the log.
 	ActionReplay Action = "replay"
+	// The actions on the registry of algorithm bundles: the operator
+	// submits a bundle, custodian staff post a reviewer's approval of it
+	// or retire it, and the parties list the registry.
+	ActionAlgoSubmit  Action = "algo-submit"
+	ActionAlgoApprove Action = "algo-approve"
+	ActionAlgoRetire  Action = "algo-retire"
+	ActionAlgoRead    Action = "algo-read"
 )
 
 // ReadActions are the read actions in the order of the forms they release,

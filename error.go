@@ -20,9 +20,13 @@ const (
 	CodeInvalidField      = "invalid_field"      // a value does not fit its field's type
 	CodeJustification     = "justification_required"
 	CodeApproval          = "approval_required" // a second approver is needed
-	CodeUnavailable       = "unavailable"       // a dependency cannot do its part; retry later
-	CodeAuditUnavailable  = "audit_unavailable" // the audit log cannot record; nothing was released
-	CodeInternal          = "internal"          // anything unexpected; the cause is logged, not shown
+	// CodeInvalidSignature refuses an algorithm bundle or an approval whose
+	// signature does not verify against the configured keys, or a bundle
+	// whose module is not the one its manifest names.
+	CodeInvalidSignature = "invalid_signature"
+	CodeUnavailable      = "unavailable"       // a dependency cannot do its part; retry later
+	CodeAuditUnavailable = "audit_unavailable" // the audit log cannot record; nothing was released
+	CodeInternal         = "internal"          // anything unexpected; the cause is logged, not shown
 )
 
 // Error is an error whose code and detail may be shown to the caller. The

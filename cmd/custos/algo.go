@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,17 +14,29 @@ import (
 )
 
 const algoUse = `custos algo keygen --name NAME --dir DIR
-    custos algo sign --key FILE --manifest FILE --module FILE --source FILE --out FILE`
+    custos algo sign --key FILE --manifest FILE --module FILE --source FILE --out FILE
+    custos algo submit --server URL --token TOKEN|--token-file FILE --bundle FILE
+    custos algo approve --server URL --token TOKEN|--token-file FILE --key FILE --name NAME[@VERSION|@sha256:DIGEST] [--module FILE]
+    custos algo list --server URL --token TOKEN|--token-file FILE
+    custos algo retire --server URL --token TOKEN|--token-file FILE --name NAME[@VERSION|@sha256:DIGEST]`
 
-// The operator signs its algorithm's bundles with its own key; reviewers
-// approve them with theirs.
-func (e *env) algo(args []string) error {
+// The operator signs its algorithm's bundles with its own key and submits
+// them; reviewers approve them with theirs; a bundle runs once approved.
+func (e *env) algo(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "keygen":
 			return e.algoKeygen(args[1:])
 		case "sign":
 			return e.algoSign(args[1:])
+		case "submit":
+			return e.algoSubmit(ctx, args[1:])
+		case "approve":
+			return e.algoApprove(ctx, args[1:])
+		case "list":
+			return e.algoList(ctx, args[1:])
+		case "retire":
+			return e.algoRetire(ctx, args[1:])
 		}
 	}
 	fmt.Fprintf(e.stderr, "Usage: %s\n", algoUse)

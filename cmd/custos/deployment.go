@@ -15,7 +15,9 @@ import (
 	"github.com/custos/custos/internal/custody"
 	"github.com/custos/custos/internal/identity"
 	"github.com/custos/custos/internal/keys"
+	"github.com/custos/custos/internal/notekey"
 	"github.com/custos/custos/internal/policy"
+	"github.com/custos/custos/internal/registry"
 	"github.com/custos/custos/internal/schema"
 	"github.com/custos/custos/internal/store/postgres"
 	"github.com/custos/custos/internal/store/sqlite"
@@ -116,6 +118,10 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	algorithms, err := openRegistry(cfg)
+	if err != nil {
+		return nil, err
+	}
 	d.shredder = newShredder(cfg, d.store, d.keyring, d.log, log)
 	d.custody, err = custody.New(custody.Config{
 		Jurisdiction:  cfg.Jurisdiction,
@@ -132,6 +138,7 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		Logger:        log,
 		OnErase:       d.shredder.Erased,
 		MaxDetokenize: cfg.Limits.MaxDetokenize,
+		Registry:      algorithms,
 	})
 	if err != nil {
 		return nil, err
@@ -156,6 +163,36 @@ func openLog(ctx context.Context, cfg *config.Config, log *slog.Logger) (*auditl
 		CheckpointInterval: time.Duration(cfg.Audit.CheckpointInterval),
 		Logger:             log,
 	})
+}
+
+// openRegistry opens the registry of algorithm bundles with the keys the
+// config lists; with none, it admits nothing.
+func openRegistry(cfg *config.Config) (*registry.Registry, error) {
+	a := cfg.Algorithms
+	read := func(paths []string, what string) ([]string, error) {
+		var vkeys []string
+		for _, p := range paths {
+			vkey, err := notekey.Read(cfg.Path(p), what, false)
+			if err != nil {
+				return nil, fmt.Errorf("%w (write one with custos algo keygen and list its .vkey file)", err)
+			}
+			vkeys = append(vkeys, vkey)
+		}
+		return vkeys, nil
+	}
+	operators, err := read(a.Operators, "algorithms.operators key")
+	if err != nil {
+		return nil, err
+	}
+	reviewers, err := read(a.Reviewers, "algorithms.reviewers key")
+	if err != nil {
+		return nil, err
+	}
+	r, err := registry.Open(registry.Config{Dir: cfg.Path(a.Dir), Operators: operators, Reviewers: reviewers, Required: a.Approvals})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open the algorithm registry: %w", err)
+	}
+	return r, nil
 }
 
 func openVerifier(cfg *config.Config) (*identity.Verifier, error) {

@@ -34,6 +34,10 @@ Usage:
     custos witness serve --key FILE --log VKEYFILE [--log ...] --state DIR [--listen ADDR]
     custos algo keygen --name NAME --dir DIR
     custos algo sign --key FILE --manifest FILE --module FILE --source FILE --out FILE
+    custos algo submit --server URL --token TOKEN --bundle FILE
+    custos algo approve --server URL --token TOKEN --key FILE --name NAME[@VERSION] [--module FILE]
+    custos algo list --server URL --token TOKEN
+    custos algo retire --server URL --token TOKEN --name NAME[@VERSION]
 
 Example:
     $ custos init ./us && custos serve --config ./us/custos.yaml --listen 127.0.0.1:8080
@@ -84,7 +88,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "witness":
 		err = e.witness(ctx, rest)
 	case "algo":
-		err = e.algo(rest)
+		err = e.algo(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -53,6 +53,8 @@ type Config struct {
 	TLS      TLS      `yaml:"tls"`
 	Erasure  Erasure  `yaml:"erasure"`
 	Limits   Limits   `yaml:"limits"`
+	// Algorithms is the admission of the operator's algorithm bundles.
+	Algorithms Algorithms `yaml:"algorithms,omitempty"`
 
 	// Dir is the directory of the configuration file.
 	Dir string `yaml:"-"`
@@ -152,6 +154,28 @@ type Erasure struct {
 	// that makes it final on copies of the store taken before it.
 	ShredAfter Duration `yaml:"shred_after"`
 }
+
+// Algorithms configures the registry of the operator's algorithm bundles:
+// a bundle becomes runnable only with a signature by one of Operators and
+// the approvals of Approvals distinct Reviewers. With no keys listed, no
+// bundle can be submitted.
+type Algorithms struct {
+	// Dir is the registry's directory.
+	Dir string `yaml:"dir,omitempty"`
+	// Operators are the note verifier key files of the operator's signing
+	// keys (custos algo keygen writes NAME.vkey).
+	Operators []string `yaml:"operators,omitempty"`
+	// Reviewers are the note verifier key files of the custodian's
+	// reviewers. No key may be both an operator's and a reviewer's.
+	Reviewers []string `yaml:"reviewers,omitempty"`
+	// Approvals is how many distinct reviewers must approve a bundle: at
+	// least 1 and at most the number of reviewers. Default 2.
+	Approvals int `yaml:"approvals,omitempty"`
+}
+
+// Enabled reports whether the configuration lists keys, so that bundles
+// can be admitted.
+func (a Algorithms) Enabled() bool { return len(a.Operators) > 0 || len(a.Reviewers) > 0 }
 
 // Limits caps what one request may ask.
 type Limits struct {
@@ -272,6 +296,12 @@ func (c *Config) defaults() {
 	if c.Erasure.ShredAfter == 0 {
 		c.Erasure.ShredAfter = Duration(time.Hour)
 	}
+	if c.Algorithms.Dir == "" {
+		c.Algorithms.Dir = "algorithms"
+	}
+	if c.Algorithms.Approvals == 0 {
+		c.Algorithms.Approvals = 2
+	}
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = 1 << 20
 	}
@@ -334,6 +364,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateIdentity(bad)
 	c.validateAudit(bad)
+	c.validateAlgorithms(bad)
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key go together")
 	}
@@ -405,6 +436,27 @@ func (c *Config) validateAudit(bad func(key, format string, args ...any)) {
 	for i, w := range a.Witnesses {
 		if w.Name == "" || w.URL == "" || w.Key == "" {
 			bad(fmt.Sprintf("audit.witnesses[%d]", i), "needs name, url and key")
+		}
+	}
+}
+
+func (c *Config) validateAlgorithms(bad func(key, format string, args ...any)) {
+	a := c.Algorithms
+	if !a.Enabled() {
+		return
+	}
+	if len(a.Operators) == 0 {
+		bad("algorithms.operators", "must list the operator's verifier keys when reviewers are listed")
+	}
+	if len(a.Reviewers) == 0 {
+		bad("algorithms.reviewers", "must list the reviewers' verifier keys when operators are listed")
+	}
+	if a.Approvals < 1 || a.Approvals > len(a.Reviewers) {
+		bad("algorithms.approvals", "must be between 1 and the number of reviewers (%d), not %d", len(a.Reviewers), a.Approvals)
+	}
+	for _, p := range slices.Concat(a.Operators, a.Reviewers) {
+		if p == "" {
+			bad("algorithms", "a key file path is empty")
 		}
 	}
 }

@@ -29,6 +29,9 @@ func TestStarterConfigValid(t *testing.T) {
 	if c.Jurisdiction != "US" || c.Store.Driver != "sqlite" || c.Store.Location != "us-local" {
 		t.Fatalf("config = %+v", c)
 	}
+	if c.Algorithms.Enabled() || c.Algorithms.Approvals != 2 || c.Algorithms.Dir != "algorithms" {
+		t.Fatalf("algorithms = %+v, want none admitted, 2 approvals by default", c.Algorithms)
+	}
 	if time.Duration(c.Erasure.ShredAfter) != time.Hour || c.Limits.MaxBodyBytes != 1<<20 || c.Audit.Dir != "log" || c.Audit.Origin != "custos/custos-us" {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
@@ -67,6 +70,10 @@ func TestRefused(t *testing.T) {
 		{"tiny body cap", "max_body_bytes: 1048576", "max_body_bytes: 10", "limits.max_body_bytes"},
 		{"bad name", "name: custos-us", "name: Custos US", "name"},
 		{"detokenize beyond an entry", "max_detokenize: 100", "max_detokenize: 1000", "limits.max_detokenize"},
+		{"more approvals than reviewers", "\nlimits:", "\nalgorithms:\n  operators: [op.vkey]\n  reviewers: [a.vkey]\nlimits:", "algorithms.approvals"},
+		{"no approval needed", "\nlimits:", "\nalgorithms:\n  operators: [op.vkey]\n  reviewers: [a.vkey]\n  approvals: -1\nlimits:", "algorithms.approvals"},
+		{"reviewers without operators", "\nlimits:", "\nalgorithms:\n  reviewers: [a.vkey, b.vkey]\nlimits:", "algorithms.operators"},
+		{"operators without reviewers", "\nlimits:", "\nalgorithms:\n  operators: [op.vkey]\nlimits:", "algorithms.reviewers"},
 	}
 	base := string(starterConfig(t))
 	for _, c := range cases {
@@ -79,6 +86,17 @@ func TestRefused(t *testing.T) {
 				t.Fatalf("err = %v, want one naming %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestAlgorithms(t *testing.T) {
+	base := string(starterConfig(t))
+	c, err := Parse([]byte(strings.Replace(base, "\nlimits:", "\nalgorithms:\n  operators: [op.vkey]\n  reviewers: [a.vkey, b.vkey, c.vkey]\nlimits:", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Algorithms.Enabled() || c.Algorithms.Approvals != 2 || len(c.Algorithms.Reviewers) != 3 {
+		t.Fatalf("algorithms = %+v", c.Algorithms)
 	}
 }
 

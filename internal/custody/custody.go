@@ -10,6 +10,10 @@
 //     after its audit entry is durable; if the Auditor fails, the method
 //     fails with CodeUnavailable and returns no data.
 //   - Residency: subjects of another jurisdiction are refused.
+//   - Algorithms: every change to the registry of algorithm bundles
+//     (submission, approval, activation, retirement) and every refusal is
+//     an audit entry, and a change is made only once its entries are
+//     durable.
 //   - Errors returned are *custos.Error with a stable code and a detail free
 //     of personal data, or an internal error whose cause is for the log only.
 //
@@ -28,6 +32,7 @@ import (
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/policy"
+	"github.com/custos/custos/internal/registry"
 	"github.com/custos/custos/internal/sandbox"
 	"github.com/custos/custos/internal/schema"
 	"github.com/custos/custos/internal/token"
@@ -36,7 +41,7 @@ import (
 )
 
 // Config is everything custody needs. All fields are required but Logger,
-// Now and OnErase.
+// Now, OnErase and Registry.
 type Config struct {
 	Jurisdiction string
 	Schema       *schema.Schema
@@ -65,7 +70,7 @@ type Config struct {
 	// MaxDetokenize caps the tokens of one detokenize request.
 	MaxDetokenize int
 	// Algorithms and Sandbox find and run approved algorithms; nil when
-	// this deployment runs none.
+	// this deployment runs none. Algorithms defaults to Registry.
 	Algorithms Algorithms
 	Sandbox    Sandbox
 	// AlgorithmLimits caps what a manifest may ask for one run; zero
@@ -75,6 +80,9 @@ type Config struct {
 	AlgorithmLimits   sandbox.Limits
 	MaxModel          int
 	MaxAlgorithmInput int
+	// Registry is the registry of the operator's algorithm bundles; nil
+	// when the deployment keeps none.
+	Registry *registry.Registry
 }
 
 // Defaults of Config.
@@ -111,6 +119,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.MaxAlgorithmInput == 0 {
 		cfg.MaxAlgorithmInput = DefaultMaxAlgorithmInput
+	}
+	if cfg.Algorithms == nil && cfg.Registry != nil {
+		cfg.Algorithms = registryAlgorithms{cfg.Registry}
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, grants: newGrants()}
 	return s, nil

@@ -19,6 +19,7 @@ import (
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/algo"
 	"github.com/custos/custos/internal/policy"
+	"github.com/custos/custos/internal/registry"
 	"github.com/custos/custos/internal/sandbox"
 )
 
@@ -38,6 +39,19 @@ type Algorithms interface {
 	// if it was ever activated (retired ones included, so that their runs
 	// can be replayed), or an error with CodeNotFound.
 	Approved(ctx context.Context, digest string) (Bundle, error)
+}
+
+// registryAlgorithms gives the registry's bundles to run.
+type registryAlgorithms struct{ r *registry.Registry }
+
+func (a registryAlgorithms) Active(ctx context.Context, name string) (Bundle, error) {
+	b, err := a.r.Active(ctx, name)
+	return Bundle(b), err
+}
+
+func (a registryAlgorithms) Approved(ctx context.Context, digest string) (Bundle, error) {
+	b, err := a.r.Approved(ctx, digest)
+	return Bundle(b), err
 }
 
 // Sandbox runs modules (the sandbox's worker pool implements it). A run is

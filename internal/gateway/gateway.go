@@ -6,7 +6,7 @@
 // headers or body are read and before custody is asked anything (401 and
 // nothing else otherwise; only routing, 404 and 405, and overload, 503,
 // come first, and they say nothing /openapi.json does not); bodies are
-// capped; every error is
+// capped (a bundle submission by its own, larger cap); every error is
 // an RFC 9457 problem JSON with a stable code, whose detail comes from a
 // *custos.Error (written free of personal data) or is "internal error", the
 // cause going to the log; log lines name routes, never paths, so subject and
@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/algo"
 	"github.com/custos/custos/internal/custody"
 	"github.com/custos/custos/internal/identity"
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,9 @@ type Config struct {
 	Registry *prometheus.Registry
 	// MaxBodyBytes caps request bodies; 1 MiB when zero.
 	MaxBodyBytes int64
+	// MaxBundleBytes caps the body of an algorithm bundle's submission;
+	// algo.MaxBundleSize when zero.
+	MaxBundleBytes int64
 	// MaxInFlight caps the requests served at once; 512 when zero.
 	MaxInFlight int
 	// RequestTimeout bounds each request; 10s when zero.
@@ -125,6 +129,9 @@ func New(cfg Config) *Gateway {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
+	if cfg.MaxBundleBytes <= 0 {
+		cfg.MaxBundleBytes = algo.MaxBundleSize
+	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 512
 	}
@@ -161,7 +168,11 @@ func New(cfg Config) *Gateway {
 	s.route(mux, "/v1/approvals", methods{"POST": s.auth(s.approve)})
 	s.route(mux, "/v1/algorithms/{name}/train", methods{"POST": s.auth(s.train)})
 	s.route(mux, "/v1/algorithms/{name}/recommend", methods{"POST": s.auth(s.recommend)})
-	s.route(mux, "/v1/algorithms/replay", methods{"POST": s.auth(s.replay)})
+	s.route(mux, "/v1/audit/replay", methods{"POST": s.auth(s.replay)})
+	s.route(mux, bundlesPath, methods{"GET": s.auth(s.listAlgorithms), "POST": s.auth(s.submitAlgorithm)})
+	s.route(mux, "/v1/algorithms/{ref}", methods{"GET": s.auth(s.getAlgorithm)})
+	s.route(mux, "/v1/algorithms/{ref}/approvals", methods{"POST": s.auth(s.approveAlgorithm)})
+	s.route(mux, "/v1/algorithms/{ref}/retire", methods{"POST": s.auth(s.retireAlgorithm)})
 	if cfg.Log != nil {
 		tiles := http.StripPrefix("/log", cfg.Log.Handler()).ServeHTTP
 		s.route(mux, "/log/checkpoint", methods{"GET": tiles, "HEAD": tiles})
@@ -173,7 +184,7 @@ func New(cfg Config) *Gateway {
 	}))
 	slices.Sort(s.routes)
 	go s.recordAuthFailures()
-	return &Gateway{Handler: http.MaxBytesHandler(mux, cfg.MaxBodyBytes), srv: s}
+	return &Gateway{Handler: capBodies(mux, cfg.MaxBodyBytes, cfg.MaxBundleBytes), srv: s}
 }
 
 // recordAuthFailures records the failed authentications of each interval,

@@ -1137,7 +1137,7 @@ func TestAlgorithmProblems(t *testing.T) {
 	checkProblem(t, e.do(t, "POST", "/v1/algorithms/covisit/train", e.engineer, `{}`), http.StatusForbidden, custos.CodeForbidden)
 	checkProblem(t, e.do(t, "POST", "/v1/algorithms/covisit/recommend", e.service, `{"subject":"u1","k":"ten"}`), http.StatusBadRequest, custos.CodeInvalidRequest)
 	checkProblem(t, e.do(t, "POST", "/v1/algorithms/covisit/recommend", e.engineer, `{"subject":"u1","k":10}`), http.StatusForbidden, custos.CodeForbidden)
-	checkProblem(t, e.do(t, "POST", "/v1/algorithms/replay", e.monitor, `{}`), http.StatusBadRequest, custos.CodeInvalidRequest)
-	checkProblem(t, e.do(t, "POST", "/v1/algorithms/replay", e.monitor, `{"index":999999}`), http.StatusNotFound, custos.CodeNotFound)
+	checkProblem(t, e.do(t, "POST", "/v1/audit/replay", e.monitor, `{}`), http.StatusBadRequest, custos.CodeInvalidRequest)
+	checkProblem(t, e.do(t, "POST", "/v1/audit/replay", e.monitor, `{"index":999999}`), http.StatusNotFound, custos.CodeNotFound)
 	checkProblem(t, e.do(t, "GET", "/v1/algorithms/covisit/recommend", e.service, ""), http.StatusMethodNotAllowed, custos.CodeInvalidRequest)
 }

@@ -30,6 +30,7 @@ var statuses = map[string]int{
 	custos.CodeInvalidField:      http.StatusUnprocessableEntity,
 	custos.CodeJustification:     http.StatusBadRequest,
 	custos.CodeApproval:          http.StatusForbidden,
+	custos.CodeInvalidSignature:  http.StatusUnprocessableEntity,
 	custos.CodeUnavailable:       http.StatusServiceUnavailable,
 	custos.CodeAuditUnavailable:  http.StatusServiceUnavailable,
 	custos.CodeInternal:          http.StatusInternalServerError,

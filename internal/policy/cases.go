@@ -33,7 +33,8 @@ type Case struct {
 	Action  string      `yaml:"action,omitempty"`
 	Field   string      `yaml:"field,omitempty"`   // "collection.field", for actions on fields
 	Subject CaseSubject `yaml:"subject,omitempty"` // for register and erase
-	// Algorithm names the algorithm of train, recommend and replay.
+	// Algorithm names the algorithm of train, recommend and replay, or the
+	// algorithm bundles of the algo-* actions.
 	Algorithm string      `yaml:"algorithm,omitempty"`
 	Purpose   string      `yaml:"purpose,omitempty"`
 	Context   CaseContext `yaml:"context,omitempty"`
@@ -186,15 +187,15 @@ func (c *Case) check() error {
 	default:
 		return fmt.Errorf("%q: unknown action %q", c.Name, c.Action)
 	}
-	if slices.Contains(algorithmActions, custos.Action(c.Action)) {
-		if c.Algorithm == "" || c.Field != "" {
-			return fmt.Errorf("%q: action %s needs an algorithm and no field", c.Name, c.Action)
-		}
-		return nil
-	}
 	if slices.Contains(subjectActions, custos.Action(c.Action)) {
 		if c.Subject.Residency == "" || c.Field != "" {
 			return fmt.Errorf("%q: action %s needs a subject with a residency and no field", c.Name, c.Action)
+		}
+		return nil
+	}
+	if slices.Contains(algorithmActions, custos.Action(c.Action)) {
+		if c.Algorithm == "" || c.Field != "" || c.Subject != (CaseSubject{}) {
+			return fmt.Errorf("%q: action %s needs an algorithm name and no field or subject", c.Name, c.Action)
 		}
 		return nil
 	}

@@ -27,6 +27,8 @@ func TestParseTestsErrors(t *testing.T) {
 		{"bad field", "- {name: a, field: email, want: clear}\n", "collection.field"},
 		{"subject without residency", "- {name: a, action: erase, subject: {id: s}, want: allow}\n", "residency"},
 		{"subject action on a field", "- {name: a, action: erase, field: users.email, subject: {residency: US}, want: allow}\n", "no field"},
+		{"algorithm action without a name", "- {name: a, action: algo-read, want: allow}\n", "algorithm name"},
+		{"algorithm action on a field", "- {name: a, action: algo-submit, algorithm: x, field: users.email, want: allow}\n", "no field"},
 		{"syntax", "- {name: a\n", "couldn't parse"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

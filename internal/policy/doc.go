@@ -35,8 +35,10 @@
 //	issuer  String       the issuer of the principal's credential
 //
 // Actions: Custos::Action::"read-clear", "read-token", "read-masked",
-// "write", "detokenize" and "approve" act on fields; "register" and "erase"
-// act on subjects. Actions have no groups: "action in A" means "action == A".
+// "write", "detokenize" and "approve" act on fields; "register", "erase"
+// and "read-history" act on subjects; "algo-submit", "algo-approve",
+// "algo-retire" and "algo-read" act on algorithm bundles. Actions have no
+// groups: "action in A" means "action == A".
 //
 // Field: Custos::Field::"<collection>.<name>", with attributes
 //
@@ -49,6 +51,16 @@
 // Subject: Custos::Subject::"<id>", with attribute
 //
 //	jurisdiction  String  the subject's residency
+//
+// Algorithm: Custos::Algorithm::"<name>", the bundles of one name in the
+// registry of algorithms, with attributes
+//
+//	name          String  e.g. "covisit"
+//	jurisdiction  String  the jurisdiction the custos instance serves
+//
+// Listing the whole registry is "algo-read" on the name "*". The policy
+// decides who may act on the registry; whether a bundle may run is decided
+// by signatures (the operator's and N reviewers'), not by policy.
 //
 // Context, always complete, so that no policy meets a missing attribute:
 //
@@ -75,9 +87,10 @@
 // with its class and type: two calls that share a key get the same decision
 // from Cedar, so the cache never changes an answer. The cache is sharded and
 // bounded to about 100,000 decisions; a full shard is emptied. Decisions on
-// subjects (register, erase) are rare and not cached. A principal whose Key
-// could be shared with another principal (a role holding a comma, an empty
-// role, a NUL byte in an attribute) is decided afresh on every call.
+// subjects (register, erase) and on algorithms are rare and not cached. A
+// principal whose Key could be shared with another principal (a role
+// holding a comma, an empty role, a NUL byte in an attribute) is decided
+// afresh on every call.
 //
 // The Cedar entity of each principal, context and field is built once per
 // call at most and kept in bounded maps beside the decisions; policies are

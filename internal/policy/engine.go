@@ -31,7 +31,10 @@ var (
 		custos.ActionWrite, custos.ActionDetokenize, custos.ActionApprove,
 	}
 	subjectActions   = []custos.Action{custos.ActionRegister, custos.ActionErase, custos.ActionReadHistory}
-	algorithmActions = []custos.Action{custos.ActionTrain, custos.ActionRecommend, custos.ActionReplay}
+	algorithmActions = []custos.Action{
+		custos.ActionTrain, custos.ActionRecommend, custos.ActionReplay,
+		custos.ActionAlgoSubmit, custos.ActionAlgoApprove, custos.ActionAlgoRetire, custos.ActionAlgoRead,
+	}
 )
 
 // Field is a field as the policies see it: where it is and what class and
@@ -250,20 +253,20 @@ func (e *Engine) AllowedOnSubject(p custos.Principal, a custos.Action, subjectID
 	return e.newRequest(e.snap.Load(), p, ctx, cacheable).allowed(a, &subject)
 }
 
-// AllowedOnAlgorithm decides action a (train, recommend, replay) of p on
-// the approved algorithm name, which runs in the engine's jurisdiction.
-// Decisions on algorithms are not cached. An action that does not apply to
-// algorithms is denied.
+// AllowedOnAlgorithm decides action a (train, recommend, replay,
+// algo-submit, algo-approve, algo-retire, algo-read) of p on the algorithm
+// named name, in the engine's jurisdiction. Decisions on algorithms are not
+// cached. An action that does not apply to algorithms is denied.
 func (e *Engine) AllowedOnAlgorithm(p custos.Principal, a custos.Action, name string, ctx Context) bool {
 	if !slices.Contains(algorithmActions, a) {
 		return false
 	}
-	alg := types.Entity{
+	algorithm := types.Entity{
 		UID:        types.NewEntityUID(typeAlgorithm, types.String(name)),
-		Attributes: types.NewRecord(types.RecordMap{"jurisdiction": types.String(e.jurisdiction)}),
+		Attributes: types.NewRecord(types.RecordMap{"name": types.String(name), "jurisdiction": types.String(e.jurisdiction)}),
 	}
 	_, cacheable := requestKey(p, ctx)
-	return e.newRequest(e.snap.Load(), p, ctx, cacheable).allowed(a, &alg)
+	return e.newRequest(e.snap.Load(), p, ctx, cacheable).allowed(a, &algorithm)
 }
 
 // formAllow and formDeny stand for the decisions of Allowed in the cache.

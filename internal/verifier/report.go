@@ -28,6 +28,21 @@ type Report struct {
 	Detokenizations []Detokenization             `json:"detokenizations"`
 	Denials         []Denial                     `json:"denials"`
 	PolicyChanges   []PolicyChange               `json:"policy_changes"`
+	// AlgorithmChanges are the changes made to the registry of algorithms:
+	// submissions, approvals, activations and retirements.
+	AlgorithmChanges []AlgorithmChange `json:"algorithm_changes"`
+}
+
+// AlgorithmChange is one allowed entry whose action starts with "algo-".
+// Its detail names the bundle by name, version and digests; its approver
+// is the reviewer key of an approval.
+type AlgorithmChange struct {
+	Index     uint64    `json:"index"`
+	Time      time.Time `json:"time"`
+	Action    string    `json:"action"`
+	Principal string    `json:"principal"`
+	Approver  string    `json:"approver,omitempty"`
+	Detail    string    `json:"detail"`
 }
 
 // Detokenization is one detokenize entry with its justification.
@@ -96,6 +111,9 @@ func (r *Report) Add(index uint64, e custos.AuditEntry) {
 	if e.Decision == "deny" {
 		r.Denials = append(r.Denials, Denial{Index: index, Time: e.Time, Action: e.Action, Code: e.Code, Principal: e.Principal})
 	}
+	if strings.HasPrefix(e.Action, "algo-") && e.Decision == "allow" {
+		r.AlgorithmChanges = append(r.AlgorithmChanges, AlgorithmChange{Index: index, Time: e.Time, Action: e.Action, Principal: e.Principal, Approver: e.Approver, Detail: e.Detail})
+	}
 	if strings.HasPrefix(e.Action, "policy") {
 		r.PolicyChanges = append(r.PolicyChanges, PolicyChange{Index: index, Time: e.Time, Action: e.Action, Principal: e.Principal, Detail: e.Detail})
 	}
@@ -125,6 +143,9 @@ func WriteCSV(w io.Writer, r Report) error {
 	}
 	for _, x := range r.Denials {
 		row("deny", u(x.Index), ts(x.Time), "", "", "", x.Action, "deny", x.Principal, x.Code, "", "", "", "", "", "")
+	}
+	for _, x := range r.AlgorithmChanges {
+		row("algorithm", u(x.Index), ts(x.Time), "", "", "", x.Action, "", x.Principal, "", "", "", x.Approver, "", "", x.Detail)
 	}
 	for _, x := range r.PolicyChanges {
 		row("policy", u(x.Index), ts(x.Time), "", "", "", x.Action, "", x.Principal, "", "", "", "", "", "", x.Detail)
@@ -163,6 +184,10 @@ func WriteText(w io.Writer, r Report) error {
 	fmt.Fprintf(tw, "\npolicy changes\t%d\n", len(r.PolicyChanges))
 	for _, x := range r.PolicyChanges {
 		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\n", x.Index, ts(x.Time), safe(x.Action), safe(x.Principal), safe(x.Detail))
+	}
+	fmt.Fprintf(tw, "\nalgorithm changes\t%d\n", len(r.AlgorithmChanges))
+	for _, x := range r.AlgorithmChanges {
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\tapprover=%s\t%s\n", x.Index, ts(x.Time), safe(x.Action), safe(x.Principal), safe(x.Approver), safe(x.Detail))
 	}
 	return tw.Flush()
 }

@@ -91,3 +91,39 @@ func TestReportRender(t *testing.T) {
 		t.Fatalf("CSV rows %v", kinds)
 	}
 }
+
+func TestReportAlgorithms(t *testing.T) {
+	var r Report
+	detail := "covisit 1.0.0 manifest sha256:ab module sha256:cd"
+	for i, e := range []custos.AuditEntry{
+		{Action: "algo-submit", Decision: "allow", Principal: "wei", Detail: detail},
+		{Action: "algo-approve", Decision: "deny", Code: "invalid_signature", Principal: "bob", Detail: "covisit"},
+		{Action: "algo-approve", Decision: "allow", Principal: "bob", Approver: "alice", Detail: detail},
+		{Action: "algo-activate", Decision: "allow", Principal: "bob", Detail: detail},
+	} {
+		e.Time = entryClock
+		r.Add(uint64(i), e)
+	}
+	a := r.AlgorithmChanges
+	if len(a) != 3 || a[1].Index != 2 || a[1].Approver != "alice" || a[2].Action != "algo-activate" || a[2].Detail != detail {
+		t.Fatalf("algorithm changes %+v", a)
+	}
+	if len(r.Denials) != 1 || r.Denials[0].Code != "invalid_signature" {
+		t.Fatalf("denials %+v", r.Denials)
+	}
+	var text, c bytes.Buffer
+	if err := WriteText(&text, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"algorithm changes  3", "algo-approve   bob  approver=alice  " + detail, "#3 "} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	if err := WriteCSV(&c, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.String(), "algorithm,2,") || !strings.Contains(c.String(), ",alice,,,"+detail) {
+		t.Errorf("CSV report lacks the approval:\n%s", c.String())
+	}
+}
