@@ -18,7 +18,10 @@ const algoUse = `custos algo keygen --name NAME --dir DIR
     custos algo submit --server URL --token TOKEN|--token-file FILE --bundle FILE
     custos algo approve --server URL --token TOKEN|--token-file FILE --key FILE --name NAME[@VERSION|@sha256:DIGEST] [--module FILE]
     custos algo list --server URL --token TOKEN|--token-file FILE
-    custos algo retire --server URL --token TOKEN|--token-file FILE --name NAME[@VERSION|@sha256:DIGEST]`
+    custos algo retire --server URL --token TOKEN|--token-file FILE --name NAME[@VERSION|@sha256:DIGEST]
+    custos algo train --server URL --token TOKEN|--token-file FILE --name NAME
+    custos algo recommend --server URL --token TOKEN|--token-file FILE --name NAME --subject ID [--k N]
+    custos algo replay --server URL --token TOKEN|--token-file FILE --index N`
 
 // The operator signs its algorithm's bundles with its own key and submits
 // them; reviewers approve them with theirs; a bundle runs once approved.
@@ -37,6 +40,12 @@ func (e *env) algo(ctx context.Context, args []string) error {
 			return e.algoList(ctx, args[1:])
 		case "retire":
 			return e.algoRetire(ctx, args[1:])
+		case "train":
+			return e.algoTrain(ctx, args[1:])
+		case "recommend":
+			return e.algoRecommend(ctx, args[1:])
+		case "replay":
+			return e.algoReplay(ctx, args[1:])
 		}
 	}
 	fmt.Fprintf(e.stderr, "Usage: %s\n", algoUse)

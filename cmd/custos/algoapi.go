@@ -16,6 +16,7 @@ import (
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/algo"
+	"github.com/custos/custos/internal/custody"
 	"github.com/custos/custos/internal/notekey"
 	"github.com/custos/custos/internal/registry"
 )
@@ -111,6 +112,7 @@ var hints = map[string]string{
 	custos.CodeInvalidSignature: "sign with a key the deployment lists under algorithms in custos.yaml (custos algo sign, custos algo approve), and change nothing after signing",
 	custos.CodeTooLarge:         "the deployment caps bundles; ask the custodian",
 	custos.CodeAuditUnavailable: "nothing changed; retry when the audit log is back",
+	custody.CodeAlgorithmFailed: "the algorithm failed or returned what may not leave; the server's log says why",
 }
 
 func problemError(status int, data []byte) error {

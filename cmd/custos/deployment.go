@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/custos/custos/internal/notekey"
 	"github.com/custos/custos/internal/policy"
 	"github.com/custos/custos/internal/registry"
+	"github.com/custos/custos/internal/sandbox"
 	"github.com/custos/custos/internal/schema"
 	"github.com/custos/custos/internal/store/postgres"
 	"github.com/custos/custos/internal/store/sqlite"
@@ -37,6 +39,9 @@ type deployment struct {
 	custody  *custody.Service
 	verifier *identity.Verifier
 	shredder *shredder
+	// sandbox runs the approved algorithms; nil when the deployment admits
+	// none.
+	sandbox *sandbox.Runner
 	// witnesses collect the witnesses' cosignatures of the log's
 	// checkpoints once started; serve starts them.
 	witnesses *witnessing
@@ -122,7 +127,21 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Algorithms.Enabled() {
+		d.sandbox, err = sandbox.New(sandbox.Config{
+			Workers:  cfg.Algorithms.Workers,
+			CacheDir: cfg.Path(filepath.Join(cfg.Algorithms.Dir+".cache", "wazero")),
+			Logger:   log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("couldn't start the algorithm sandbox: %w", err)
+		}
+	}
 	d.shredder = newShredder(cfg, d.store, d.keyring, d.log, log)
+	var runner custody.Sandbox // a nil *sandbox.Runner would not be a nil Sandbox
+	if d.sandbox != nil {
+		runner = d.sandbox
+	}
 	d.custody, err = custody.New(custody.Config{
 		Jurisdiction:  cfg.Jurisdiction,
 		Schema:        d.schema,
@@ -139,6 +158,13 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		OnErase:       d.shredder.Erased,
 		MaxDetokenize: cfg.Limits.MaxDetokenize,
 		Registry:      algorithms,
+		Sandbox:       runner,
+		AlgorithmLimits: sandbox.Limits{
+			MemoryBytes: uint64(cfg.Algorithms.MemoryMiB) << 20,
+			Timeout:     time.Duration(cfg.Algorithms.Timeout),
+			OutputBytes: cfg.Algorithms.OutputKiB << 10,
+		},
+		MaxModel: cfg.Algorithms.ModelMiB << 20,
 	})
 	if err != nil {
 		return nil, err
@@ -233,6 +259,9 @@ func (d *deployment) Close() error {
 		d.shredder.Stop()
 	}
 	d.witnesses.Stop()
+	if d.sandbox != nil {
+		errs = append(errs, d.sandbox.Close())
+	}
 	if d.log != nil {
 		errs = append(errs, d.log.Close())
 	}

@@ -38,6 +38,9 @@ Usage:
     custos algo approve --server URL --token TOKEN --key FILE --name NAME[@VERSION] [--module FILE]
     custos algo list --server URL --token TOKEN
     custos algo retire --server URL --token TOKEN --name NAME[@VERSION]
+    custos algo train --server URL --token TOKEN --name NAME
+    custos algo recommend --server URL --token TOKEN --name NAME --subject ID [--k N]
+    custos algo replay --server URL --token TOKEN --index N
 
 Example:
     $ custos init ./us && custos serve --config ./us/custos.yaml --listen 127.0.0.1:8080

@@ -10,6 +10,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"github.com/custos/custos"
@@ -171,6 +172,17 @@ type Algorithms struct {
 	// Approvals is how many distinct reviewers must approve a bundle: at
 	// least 1 and at most the number of reviewers. Default 2.
 	Approvals int `yaml:"approvals,omitempty"`
+	// Workers is how many algorithm runs may go at once, each in a worker
+	// process of its own; default the number of CPUs.
+	Workers int `yaml:"workers,omitempty"`
+	// MemoryMiB, Timeout, OutputKiB and ModelMiB cap what a manifest may
+	// ask for one run: the module's memory, the run's time, the output's
+	// size and the size of the model training returns. Defaults 1024 MiB,
+	// 2m, 1024 KiB and 64 MiB.
+	MemoryMiB int      `yaml:"memory_mib,omitempty"`
+	Timeout   Duration `yaml:"timeout,omitempty"`
+	OutputKiB int      `yaml:"output_kib,omitempty"`
+	ModelMiB  int      `yaml:"model_mib,omitempty"`
 }
 
 // Enabled reports whether the configuration lists keys, so that bundles
@@ -302,6 +314,10 @@ func (c *Config) defaults() {
 	if c.Algorithms.Approvals == 0 {
 		c.Algorithms.Approvals = 2
 	}
+	c.Algorithms.MemoryMiB = cmp.Or(c.Algorithms.MemoryMiB, 1024)
+	c.Algorithms.Timeout = cmp.Or(c.Algorithms.Timeout, Duration(2*time.Minute))
+	c.Algorithms.OutputKiB = cmp.Or(c.Algorithms.OutputKiB, 1024)
+	c.Algorithms.ModelMiB = cmp.Or(c.Algorithms.ModelMiB, 64)
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = 1 << 20
 	}
@@ -458,6 +474,18 @@ func (c *Config) validateAlgorithms(bad func(key, format string, args ...any)) {
 		if p == "" {
 			bad("algorithms", "a key file path is empty")
 		}
+	}
+	switch {
+	case a.Workers < 0 || a.Workers > 64:
+		bad("algorithms.workers", "must be between 1 and 64 (0 for the number of CPUs)")
+	case a.MemoryMiB < 1 || a.MemoryMiB > 4096:
+		bad("algorithms.memory_mib", "must be between 1 and 4096")
+	case a.Timeout < Duration(time.Second) || a.Timeout > Duration(time.Hour):
+		bad("algorithms.timeout", "must be between 1s and 1h")
+	case a.OutputKiB < 1 || a.OutputKiB > 1<<20:
+		bad("algorithms.output_kib", "must be between 1 and 1048576")
+	case a.ModelMiB < 1 || a.ModelMiB > 1024:
+		bad("algorithms.model_mib", "must be between 1 and 1024")
 	}
 }
 
