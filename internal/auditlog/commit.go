@@ -218,7 +218,7 @@ func (l *Log) integrate() {
 		l.mu.Unlock()
 		var err error
 		switch {
-		case recs != nil && len(recs) == integrateBatch:
+		case len(recs) == integrateBatch:
 			var r round
 			if r, err = l.handOver(recs); err == nil {
 				inFlight = append(inFlight, r)
