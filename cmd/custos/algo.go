@@ -100,7 +100,7 @@ func (e *env) algoSign(args []string) error {
 	if err != nil {
 		return err
 	}
-	raw, err := readCapped(*manifestPath, algo.MaxManifestSize)
+	raw, err := safefile.ReadCapped(*manifestPath, algo.MaxManifestSize)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (e *env) algoSign(args []string) error {
 	if err := d.Decode(&m); err != nil {
 		return fmt.Errorf("malformed manifest %s: %w", *manifestPath, err)
 	}
-	module, err := readCapped(*modulePath, algo.MaxModuleSize)
+	module, err := safefile.ReadCapped(*modulePath, algo.MaxModuleSize)
 	if err != nil {
 		return err
 	}

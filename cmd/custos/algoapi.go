@@ -19,6 +19,7 @@ import (
 	"github.com/custos/custos/internal/custody"
 	"github.com/custos/custos/internal/notekey"
 	"github.com/custos/custos/internal/registry"
+	"github.com/custos/custos/internal/safefile"
 )
 
 // The commands that work on a server's registry of algorithms.
@@ -64,7 +65,7 @@ func (f apiFlags) api() (*api, error) {
 	}
 	tok := *f.token
 	if *f.tokenFile != "" {
-		b, err := readCapped(*f.tokenFile, 64<<10)
+		b, err := safefile.ReadCapped(*f.tokenFile, 64<<10)
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read --token-file: %w", err)
 		}
@@ -156,7 +157,7 @@ func (e *env) algoSubmit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	body, err := readCapped(*path, algo.MaxBundleSize)
+	body, err := safefile.ReadCapped(*path, algo.MaxBundleSize)
 	if err != nil {
 		return fmt.Errorf("couldn't read the bundle: %w (write it with custos algo sign)", err)
 	}
@@ -208,7 +209,7 @@ func (e *env) algoApprove(ctx context.Context, args []string) error {
 		return fmt.Errorf("the server's manifest for %s: %w: nothing signed", *ref, err)
 	}
 	if *modPath != "" {
-		mod, err := readCapped(*modPath, algo.MaxModuleSize)
+		mod, err := safefile.ReadCapped(*modPath, algo.MaxModuleSize)
 		if err != nil {
 			return err
 		}

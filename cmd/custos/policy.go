@@ -6,6 +6,7 @@ import (
 
 	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/policy"
+	"github.com/custos/custos/internal/safefile"
 	"github.com/custos/custos/internal/schema"
 )
 
@@ -44,7 +45,7 @@ func (e *env) policy(args []string) error {
 	if err != nil {
 		return err
 	}
-	data, err := readCapped(pos[0], maxTestTable)
+	data, err := safefile.ReadCapped(pos[0], maxTestTable)
 	if err != nil {
 		return err
 	}

@@ -133,6 +133,34 @@ func (s *Service) render(ctx context.Context, a Algorithm, rp readPlan, rec cust
 	return row{subject: subj, id: rec.ID, json: b}, nil
 }
 
+// rows renders the records page returns, walking from the first, at most
+// max of them (no bound when max < 0).
+func (s *Service) rows(ctx context.Context, a Algorithm, rp readPlan, max int, page func(after string, limit int) ([]custos.SealedRecord, error)) ([]row, error) {
+	var rows []row
+	for after := ""; max < 0 || len(rows) < max; {
+		limit := recordsPage
+		if max >= 0 {
+			limit = min(limit, max-len(rows))
+		}
+		recs, err := page(after, limit)
+		if err != nil {
+			return nil, internal("list records", err)
+		}
+		for _, rec := range recs {
+			r, err := s.render(ctx, a, rp, rec)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, r)
+		}
+		if len(recs) < limit {
+			break
+		}
+		after = recs[len(recs)-1].ID
+	}
+	return rows, nil
+}
+
 // inputBuilder writes an input's collections, bounded by max bytes.
 type inputBuilder struct {
 	b   bytes.Buffer
@@ -172,23 +200,11 @@ func (s *Service) TrainInput(ctx context.Context, a Algorithm, seed uint64, max 
 	ib := inputBuilder{max: max}
 	ib.b.WriteString(`{"abi":1,"collections":{`)
 	for _, rp := range plans {
-		var rows []row
-		for after := ""; ; {
-			page, err := s.cfg.Store.Records(ctx, rp.coll.Name, after, recordsPage)
-			if err != nil {
-				return nil, internal("list records", err)
-			}
-			for _, rec := range page {
-				r, err := s.render(ctx, a, rp, rec)
-				if err != nil {
-					return nil, err
-				}
-				rows = append(rows, r)
-			}
-			if len(page) < recordsPage {
-				break
-			}
-			after = page[len(page)-1].ID
+		rows, err := s.rows(ctx, a, rp, -1, func(after string, limit int) ([]custos.SealedRecord, error) {
+			return s.cfg.Store.Records(ctx, rp.coll.Name, after, limit)
+		})
+		if err != nil {
+			return nil, err
 		}
 		if err := ib.collection(rp.coll.Name, rows); err != nil {
 			return nil, err
@@ -221,23 +237,11 @@ func (s *Service) RecommendInput(ctx context.Context, a Algorithm, subject strin
 	ib := inputBuilder{max: max}
 	ib.b.WriteString(`{"abi":1,"history":{`)
 	for _, rp := range plans {
-		var rows []row
-		for after := ""; len(rows) < MaxAlgorithmHistory; {
-			page, err := s.cfg.Store.SubjectRecords(ctx, rp.coll.Name, subject, after, min(recordsPage, MaxAlgorithmHistory-len(rows)))
-			if err != nil {
-				return nil, internal("list records", err)
-			}
-			for _, rec := range page {
-				r, err := s.render(ctx, a, rp, rec)
-				if err != nil {
-					return nil, err
-				}
-				rows = append(rows, r)
-			}
-			if len(page) < recordsPage {
-				break
-			}
-			after = page[len(page)-1].ID
+		rows, err := s.rows(ctx, a, rp, MaxAlgorithmHistory, func(after string, limit int) ([]custos.SealedRecord, error) {
+			return s.cfg.Store.SubjectRecords(ctx, rp.coll.Name, subject, after, limit)
+		})
+		if err != nil {
+			return nil, err
 		}
 		if err := ib.collection(rp.coll.Name, rows); err != nil {
 			return nil, err

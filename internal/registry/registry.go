@@ -32,7 +32,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -260,7 +259,7 @@ func (r *Registry) load() error {
 // read loads the bundle in directory digest.
 func (r *Registry) read(digest string) (*bundle, error) {
 	dir := filepath.Join(r.cfg.Dir, digest)
-	n, err := readCapped(filepath.Join(dir, noteFile), maxNote)
+	n, err := safefile.ReadCapped(filepath.Join(dir, noteFile), maxNote)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +274,7 @@ func (r *Registry) read(digest string) (*bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := readCapped(filepath.Join(dir, stateFile), maxState)
+	raw, err := safefile.ReadCapped(filepath.Join(dir, stateFile), maxState)
 	if err != nil {
 		return nil, err
 	}
@@ -325,22 +324,6 @@ func (r *Registry) supersede() error {
 		}
 	}
 	return nil
-}
-
-func readCapped(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
 }
 
 // writeState makes b's state durable.
@@ -652,11 +635,11 @@ func (r *Registry) verify(b *bundle) error {
 // manifest text the registry holds, and the module's digest.
 func (r *Registry) open(b *bundle) (*algo.Bundle, *algo.Manifest, error) {
 	dir := filepath.Join(r.cfg.Dir, b.entry.Digest)
-	n, err := readCapped(filepath.Join(dir, noteFile), maxNote)
+	n, err := safefile.ReadCapped(filepath.Join(dir, noteFile), maxNote)
 	if err != nil {
 		return nil, nil, err
 	}
-	mod, err := readCapped(filepath.Join(dir, moduleFile), algo.MaxModuleSize)
+	mod, err := safefile.ReadCapped(filepath.Join(dir, moduleFile), algo.MaxModuleSize)
 	if err != nil {
 		return nil, nil, err
 	}

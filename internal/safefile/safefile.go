@@ -1,7 +1,9 @@
 // Package safefile writes files so that a crash leaves either the old state
 // or the new one, never a part of a file: data is written to a temporary
 // file in the same directory, synced, put in place by a link or a rename,
-// and the directory is synced so that the name survives too.
+// and the directory is synced so that the name survives too. It reads
+// files of bounded size, so that a file grown by mistake or malice cannot
+// exhaust memory.
 //
 // It trusts the file system to honour fsync.
 package safefile
@@ -9,6 +11,7 @@ package safefile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -72,4 +75,22 @@ func SyncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// ReadCapped reads the file at path, of at most limit bytes, reading no
+// more than limit+1 bytes whatever the file is.
+func ReadCapped(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
 }

@@ -55,3 +55,19 @@ func assertNoTemp(t *testing.T, dir string, n int) {
 		t.Fatalf("%d files in %s, want %d (a temporary file was left)", len(es), dir, n)
 	}
 }
+
+func TestReadCapped(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte("12345"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadCapped(p, 5); err != nil || string(b) != "12345" {
+		t.Errorf("ReadCapped at the limit = %q, %v", b, err)
+	}
+	if _, err := ReadCapped(p, 4); err == nil {
+		t.Error("ReadCapped of a file over the limit succeeded")
+	}
+	if _, err := ReadCapped(filepath.Join(t.TempDir(), "none"), 4); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadCapped of no file: %v, want fs.ErrNotExist", err)
+	}
+}
