@@ -2,8 +2,8 @@ package algo
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
+	"github.com/custos/custos/internal/algotest"
 	"strings"
 	"testing"
 
@@ -12,14 +12,7 @@ import (
 
 func newKey(t testing.TB, name string) (note.Signer, note.Verifier) {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, vkey := algotest.NewKey(t, name)
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
 		t.Fatal(err)

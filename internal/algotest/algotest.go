@@ -10,6 +10,7 @@ package algotest
 
 import (
 	"bytes"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // built caches one build per package for the process, since a build takes
@@ -118,4 +121,19 @@ func compile(root, pkg, dir string, env ...string) ([]byte, string) {
 		return nil, err.Error()
 	}
 	return wasm, ""
+}
+
+// NewKey returns a new note key named name, as custos algo keygen makes
+// one: its signer and its verifier key text.
+func NewKey(tb testing.TB, name string) (note.Signer, string) {
+	tb.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, vkey
 }

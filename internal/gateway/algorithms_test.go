@@ -1,8 +1,8 @@
 package gateway_test
 
 import (
-	"crypto/rand"
 	"encoding/json"
+	"github.com/custos/custos/internal/algotest"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -25,29 +25,15 @@ type algoEnv struct {
 	op, alice, bob, carol, mallory note.Signer
 }
 
-// newSigner returns a new note key: its signer and its verifier key.
-func newSigner(t testing.TB, name string) (note.Signer, string) {
-	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, vkey
-}
-
 func newAlgoEnv(t testing.TB, keys bool, maxBundle int64) *algoEnv {
 	t.Helper()
 	a := &algoEnv{env: newEnv(t, options{})}
 	var opV, aliceV, bobV, carolV string
-	a.op, opV = newSigner(t, "operator.example")
-	a.alice, aliceV = newSigner(t, "alice")
-	a.bob, bobV = newSigner(t, "bob")
-	a.carol, carolV = newSigner(t, "carol")
-	a.mallory, _ = newSigner(t, "mallory")
+	a.op, opV = algotest.NewKey(t, "operator.example")
+	a.alice, aliceV = algotest.NewKey(t, "alice")
+	a.bob, bobV = algotest.NewKey(t, "bob")
+	a.carol, carolV = algotest.NewKey(t, "carol")
+	a.mallory, _ = algotest.NewKey(t, "mallory")
 	rc := registry.Config{Dir: filepath.Join(t.TempDir(), "algorithms"), Required: 2}
 	if keys {
 		rc.Operators, rc.Reviewers = []string{opV}, []string{aliceV, bobV, carolV}

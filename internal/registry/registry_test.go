@@ -3,9 +3,9 @@ package registry
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"github.com/custos/custos/internal/algotest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,14 +26,7 @@ type key struct {
 
 func newKey(t testing.TB, name string) key {
 	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, vkey := algotest.NewKey(t, name)
 	return key{s, vkey}
 }
 
