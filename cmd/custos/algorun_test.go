@@ -15,12 +15,13 @@ import (
 // TestAlgorithmScripts runs the scripts in testdata/algorithm, which train
 // and run the sample recommender, built from this repository, in the
 // server's sandbox: each script's directory holds covisit.wasm and the
-// manifest in examples/covisit.
+// manifest in examples/covisit, and loop.wasm, a module that never returns.
 func TestAlgorithmScripts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the sample recommender and runs it in the sandbox")
 	}
 	wasm := algotest.Build(t, "./examples/covisit/wasm")
+	loop := algotest.Build(t, "./internal/sandbox/testdata/guests/loop")
 	manifest, err := os.ReadFile(filepath.Join(algotest.ModuleRoot(t), "examples", "covisit", "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +32,9 @@ func TestAlgorithmScripts(t *testing.T) {
 		RequireUniqueNames:  true,
 		Setup: func(env *testscript.Env) error {
 			if err := os.WriteFile(filepath.Join(env.WorkDir, "covisit.wasm"), wasm, 0o644); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(env.WorkDir, "loop.wasm"), loop, 0o644); err != nil {
 				return err
 			}
 			return os.WriteFile(filepath.Join(env.WorkDir, "manifest.json"), manifest, 0o644)

@@ -198,6 +198,15 @@ func (s *Service) failed(name string, err error) error {
 	return internal("run algorithm", err)
 }
 
+// runFailed records a run that failed for a reason the caller may see, as
+// a refusal with its code, and returns err.
+func (s *Service) runFailed(ctx context.Context, e custos.AuditEntry, err error) error {
+	if ce, ok := errors.AsType[*custos.Error](err); ok {
+		return s.deny(ctx, e, ce)
+	}
+	return err
+}
+
 // Train runs the training entry of the active bundle of algorithm name over
 // the inputs its manifest declares, and seals the model it returns in the
 // vault as the next version. Nothing of the model is returned.
@@ -219,10 +228,10 @@ func (s *Service) Train(ctx context.Context, r Request, name string) (Training, 
 	}
 	model, err := s.cfg.Sandbox.Train(ctx, mod, input, seed, s.limits(b))
 	if err != nil {
-		return Training{}, s.failed(name, err)
+		return Training{}, s.runFailed(ctx, e, s.failed(name, err))
 	}
 	if limit := s.maxModel(b); limit > 0 && len(model) > limit {
-		return Training{}, custos.Errorf(CodeAlgorithmFailed, "the algorithm's model is larger than %d bytes", limit)
+		return Training{}, s.runFailed(ctx, e, custos.Errorf(CodeAlgorithmFailed, "the algorithm's model is larger than %d bytes", limit))
 	}
 	m, err := s.SealModel(ctx, a, b.Manifest.ModuleSHA256, model)
 	if err != nil {
@@ -270,7 +279,7 @@ func (s *Service) Recommend(ctx context.Context, r Request, name, subject string
 	e.Subject = s.pseudonym(subject)
 	items, out, err := s.runRecommend(ctx, b, model, input, seed, k)
 	if err != nil {
-		return Recommendation{}, err
+		return Recommendation{}, s.runFailed(ctx, e, err)
 	}
 	facts := runFacts{algorithm: name, bundle: b.Manifest.ModuleSHA256, model: latest.Version, seed: seed, input: digest(input), output: digest(out)}
 	if err := s.sealInput(ctx, subject, facts.input, input); err != nil {
@@ -457,7 +466,7 @@ func (s *Service) Replay(ctx context.Context, r Request, index uint64) (Replayed
 	}
 	got, err := s.cfg.Sandbox.Recommend(ctx, mod, model, input, facts.seed, s.limits(b))
 	if err != nil {
-		return Replayed{}, s.failed(facts.algorithm, err)
+		return Replayed{}, s.runFailed(ctx, e, s.failed(facts.algorithm, err))
 	}
 	out.Replayed = digest(got)
 	out.Match = out.Replayed == out.Logged

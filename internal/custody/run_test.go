@@ -172,7 +172,7 @@ func TestReplayDetectsADifferentOutput(t *testing.T) {
 }
 
 func TestRecommendChecksOutput(t *testing.T) {
-	_, s, _, nat := running(t)
+	f, s, _, nat := running(t)
 	ctx := context.Background()
 	if _, err := s.Train(ctx, svc, "covisit"); err != nil {
 		t.Fatal(err)
@@ -192,6 +192,15 @@ func TestRecommendChecksOutput(t *testing.T) {
 		if custos.ErrorCode(err) != custody.CodeAlgorithmFailed || rec.Items != nil {
 			t.Errorf("output %s: %v, %v; want %s and nothing released", out, rec.Items, err, custody.CodeAlgorithmFailed)
 		}
+	}
+	refused := 0
+	for _, e := range f.env.Entries(t) {
+		if e.Action == "recommend" && e.Decision == "deny" && e.Code == custody.CodeAlgorithmFailed {
+			refused++
+		}
+	}
+	if refused != 8 {
+		t.Errorf("%d refused recommendations on the log, want 8", refused)
 	}
 }
 
