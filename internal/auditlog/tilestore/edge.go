@@ -2,6 +2,7 @@ package tilestore
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,7 +16,26 @@ import (
 
 const hashSize = 32
 
-var rangeFactory = &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+var rangeFactory = &compact.RangeFactory{Hash: hashChildren}
+
+// hashChildren is rfc6962.DefaultHasher.HashChildren without its
+// allocations but the result: the tree hashes two nodes per entry.
+func hashChildren(l, r []byte) []byte {
+	var b [1 + 2*hashSize]byte
+	b[0] = 1 // RFC 6962 node prefix
+	copy(b[1:], l)
+	copy(b[1+hashSize:], r)
+	h := sha256.Sum256(b[:])
+	return h[:]
+}
+
+// hashLeaf is rfc6962.DefaultHasher.HashLeaf, reusing buf for the prefixed
+// data; it returns the hash and buf to reuse.
+func hashLeaf(buf, data []byte) (hash, newBuf []byte) {
+	buf = append(append(buf[:0], 0), data...) // RFC 6962 leaf prefix
+	h := sha256.Sum256(buf)
+	return h[:], buf
+}
 
 // edge is the right edge of the tree: all that appending to it needs. The
 // compact range gives the root; tiles[L] holds the hashes of the right-most
@@ -28,6 +48,7 @@ type edge struct {
 	bundle  edgeTile   // its hashes are bundle data
 	visited []file     // full tiles, filled in by visit
 	err     error      // from visit
+	buf     []byte     // for hashLeaf
 }
 
 // edgeTile is a tile (or bundle) not yet full: its index and contents.
@@ -67,7 +88,9 @@ func (e *edge) append(entries [][]byte) (files []file, root []byte, err error) {
 			e.visited = append(e.visited, file{layout.EntriesPath(b.index, 0), b.data})
 			*b = edgeTile{}
 		}
-		if err := e.rng.Append(rfc6962.DefaultHasher.HashLeaf(d), e.visit); err != nil {
+		var h []byte
+		h, e.buf = hashLeaf(e.buf, d)
+		if err := e.rng.Append(h, e.visit); err != nil {
 			return nil, nil, err
 		}
 		if e.err != nil {
@@ -197,7 +220,7 @@ func subtreeRoot(b []byte) []byte {
 	for len(level) > 1 {
 		next := level[:0]
 		for i := 0; i < len(level); i += 2 {
-			next = append(next, rfc6962.DefaultHasher.HashChildren(level[i], level[i+1]))
+			next = append(next, hashChildren(level[i], level[i+1]))
 		}
 		level = next
 	}

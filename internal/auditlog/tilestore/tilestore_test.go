@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/storage/posix"
@@ -490,5 +491,22 @@ func BenchmarkIntegrate(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)/time.Since(start).Seconds(), "entries/s")
 		})
+	}
+}
+
+// TestHashes checks the allocation-free hashes against the merkle module's
+// RFC 6962 hasher.
+func TestHashes(t *testing.T) {
+	var buf []byte
+	right := bytes.Repeat([]byte{3}, 32)
+	for _, d := range [][]byte{nil, {0}, []byte("custos"), bytes.Repeat([]byte{9}, 1000)} {
+		var h []byte
+		h, buf = hashLeaf(buf, d)
+		if want := rfc6962.DefaultHasher.HashLeaf(d); !bytes.Equal(h, want) {
+			t.Fatalf("hashLeaf(%x) = %x, want %x", d, h, want)
+		}
+		if want := rfc6962.DefaultHasher.HashChildren(h, right); !bytes.Equal(hashChildren(h, right), want) {
+			t.Fatalf("hashChildren differs")
+		}
 	}
 }
