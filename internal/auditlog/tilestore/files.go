@@ -46,8 +46,10 @@ func newDirs(root string) *dirs {
 	return &dirs{root: root, known: map[string]bool{".": true}, changed: map[string]bool{}}
 }
 
-// ensure creates dir, relative to the root, and its missing parents; the
-// parent of each directory it creates is marked changed.
+// ensure creates dir, relative to the root, and its missing parents. The
+// parent of each directory it meets for the first time is marked changed,
+// whether it created it or found it: one it found may have been created,
+// and not synced, by a process that crashed.
 func (d *dirs) ensure(dir string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -67,16 +69,14 @@ func (d *dirs) ensureLocked(dir string) error {
 		return err
 	}
 	err := os.Mkdir(filepath.Join(d.root, dir), dirPerm)
-	switch {
-	case err == nil:
-		d.changed[parent] = true
-	case errors.Is(err, fs.ErrExist):
+	if errors.Is(err, fs.ErrExist) {
 		if fi, serr := os.Stat(filepath.Join(d.root, dir)); serr != nil || !fi.IsDir() {
 			return fmt.Errorf("%s is not a directory", dir)
 		}
-	default:
+	} else if err != nil {
 		return err
 	}
+	d.changed[parent] = true
 	d.known[dir] = true
 	return nil
 }
