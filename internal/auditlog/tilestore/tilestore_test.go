@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -509,4 +510,20 @@ func TestHashes(t *testing.T) {
 			t.Fatalf("hashChildren differs")
 		}
 	}
+}
+
+func FuzzParseGCState(f *testing.F) {
+	f.Add([]byte(`{"fromSize":65536}`))
+	f.Add([]byte(`{"fromSize":-1}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := parseGCState(b)
+		if err != nil {
+			return
+		}
+		again, _ := json.Marshal(gcState{FromSize: n})
+		if m, err := parseGCState(again); err != nil || m != n {
+			t.Fatalf("round trip of %d = %d, %v", n, m, err)
+		}
+	})
 }
