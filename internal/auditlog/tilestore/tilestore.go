@@ -13,9 +13,9 @@
 // root) atomically and durably. The tree state therefore never names a
 // tree whose resources are not durable, and a checkpoint is only ever
 // signed for a tree state. A crash before the tree state is replaced
-// leaves files beyond it that may be torn: the caller must still hold the
-// entries beyond the tree state and integrate them again, which rewrites
-// them; Open removes those that a later batch would not rewrite.
+// leaves files beyond it that may be torn: Open removes them, and the
+// caller, which must still hold the entries beyond the tree state (in a
+// write-ahead log), integrates those entries again.
 //
 // Trust: the driver trusts its directory, which only it writes (one
 // process at a time: the caller holds a lock), and the file system to
