@@ -1,23 +1,28 @@
 // Package auditlog is custos's transparency log: every custos.AuditEntry is
 // a leaf of an append-only Merkle tree (RFC 6962 hashing) stored as C2SP
-// tlog-tiles under one directory by Tessera's POSIX driver, with signed-note
-// checkpoints (C2SP tlog-checkpoint, Ed25519) whose origin line names the
-// deployment. Each leaf is exactly the bytes of custos.MarshalAuditEntry.
+// tlog-tiles under one directory, in the layout of Tessera's POSIX driver,
+// with signed-note checkpoints (C2SP tlog-checkpoint, Ed25519) whose origin
+// line names the deployment. Each leaf is exactly the bytes of
+// custos.MarshalAuditEntry. The tiles are written by the Tessera driver of
+// package tilestore, which Tessera's appender opens and whose checkpoints
+// it signs.
 //
 // Durability: Record returns an index only once the entry is on the log's
-// write-ahead log (see wal.go) and synced, which fixes its index; Tessera
-// then integrates it at that index, writing the entry bundles, the hash
-// tiles and the tree state that counts it. An acknowledged entry survives
+// write-ahead log (see wal.go) and synced, which fixes its index; the
+// integrator then hands it to tilestore at that index, directly and in
+// order, which writes the entry bundles and hash tiles, syncs them, and
+// only then the tree state that counts it. An acknowledged entry survives
 // a crash of the process or the machine: Open integrates what the WAL holds
-// beyond the tree. A checkpoint committing to it is published within about
-// one checkpoint interval, after a restart if need be.
+// beyond the tree state. A checkpoint committing to it is published within
+// about one checkpoint interval, after a restart if need be.
 //
 // Group commit: Records waiting while the WAL is being synced go together
 // as the next group, written and synced at once as soon as the previous
 // sync returns; a lone Record waits for one write and one sync, never for
-// a group to fill. Tessera integrates behind the WAL in batches of up to
-// integrateBatch entries; Record waits when more than maxBacklog entries
-// are not yet integrated.
+// a group to fill. The integrator follows the WAL in batches of up to
+// integrateBatch entries, a partial batch once it is Config.BatchMaxAge
+// old; Record waits when more than maxBacklog entries are not yet
+// integrated.
 //
 // Fail closed: any error from Record means the entry may not be on the log
 // and the data it covers must not be released. Once a write fails, the log
@@ -52,8 +57,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/custos/custos/internal/auditlog/tilestore"
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -61,13 +66,13 @@ import (
 const (
 	// DefaultBatchMaxSize caps the entries of one WAL write.
 	DefaultBatchMaxSize = 4096
-	// DefaultBatchMaxAge is how long Tessera waits, after the first entry
-	// of a partial batch is handed to it, before integrating it. It
-	// delays checkpoints, not Record.
+	// DefaultBatchMaxAge is how long entries on the WAL wait for more
+	// before a batch that is not full is integrated. It delays
+	// checkpoints, not Record.
 	DefaultBatchMaxAge = 100 * time.Millisecond
-	// MinBatchMaxAge bounds Config.BatchMaxAge from below: it must far
-	// outlast handing over one batch, or Tessera's timer can split a batch
-	// and integrate its parts out of order (see integrate).
+	// MinBatchMaxAge bounds Config.BatchMaxAge from below, so that a log
+	// under light load does not write a partial entry bundle and partial
+	// tiles for every group the WAL writes.
 	MinBatchMaxAge = 50 * time.Millisecond
 	// DefaultCheckpointInterval is how often a new checkpoint is signed
 	// while the log grows.
@@ -98,8 +103,9 @@ type Config struct {
 	// Signer signs checkpoints.
 	Signer note.Signer
 	// BatchMaxSize caps the entries of one WAL write; zero means
-	// DefaultBatchMaxSize. BatchMaxAge is how long Tessera waits to fill a
-	// batch; zero means DefaultBatchMaxAge, else at least MinBatchMaxAge.
+	// DefaultBatchMaxSize. BatchMaxAge is how long a batch that is not
+	// full waits before it is integrated; zero means DefaultBatchMaxAge,
+	// else at least MinBatchMaxAge.
 	BatchMaxSize int
 	BatchMaxAge  time.Duration
 	// CheckpointInterval is how often a checkpoint is published while the
@@ -120,11 +126,12 @@ type Log struct {
 	root     *os.Root
 	lock     *os.File
 	logger   *slog.Logger
-	add      tessera.AddFn
+	store    *tilestore.Storage
 	reader   tessera.LogReader
 	shutdown func(context.Context) error
 	stop     context.CancelFunc
-	maxBatch int // entries per WAL write
+	maxBatch int           // entries per WAL write
+	batchAge time.Duration // Config.BatchMaxAge
 
 	reqs    chan request
 	quit    chan struct{} // closed by Close
@@ -136,7 +143,8 @@ type Log struct {
 	// Between the writer and the integrator.
 	mu          sync.Mutex
 	wake        chan struct{} // pending grew or the writer stopped
-	pending     []walRecord   // on the WAL, not yet handed to Tessera
+	pending     []walRecord   // on the WAL, not yet integrated
+	since       time.Time     // when pending was last empty
 	integrated  uint64        // entries integrated into the tree
 	progress    chan struct{} // closed and replaced when integrated grows or the log fails
 	writerDone  bool
@@ -233,8 +241,7 @@ func open(ctx context.Context, cfg Config, lock *os.File) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open audit log directory: %w", err)
 	}
-	// Tessera panics at initialisation if it cannot lock its state: check
-	// first, so that an unwritable directory is an error, not a crash.
+	// An unwritable directory fails Open, as it fails Record (see probe).
 	if err := root.Mkdir(".state", 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		root.Close()
 		return nil, fmt.Errorf("couldn't open audit log storage: %w", err)
@@ -243,19 +250,14 @@ func open(ctx context.Context, cfg Config, lock *os.File) (*Log, error) {
 		root.Close()
 		return nil, fmt.Errorf("couldn't open audit log storage: %w", err)
 	}
-	driver, err := posix.New(ctx, posix.Config{Path: cfg.Dir})
-	if err != nil {
-		root.Close()
-		return nil, fmt.Errorf("couldn't open audit log storage: %w", err)
-	}
+	store := tilestore.New(tilestore.Config{Path: cfg.Dir, Logger: cfg.Logger})
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(cfg.Signer).
 		WithBatching(integrateBatch, cfg.BatchMaxAge).
-		WithCheckpointInterval(cfg.CheckpointInterval).
-		WithShutdownTimeout(2*cfg.CheckpointInterval + 5*time.Second)
+		WithCheckpointInterval(cfg.CheckpointInterval)
 	// The appender's background work outlives ctx: it stops with Close.
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
-	app, shutdown, reader, err := tessera.NewAppender(bg, driver, opts)
+	_, shutdown, reader, err := tessera.NewAppender(bg, store, opts)
 	if err != nil {
 		stop()
 		root.Close()
@@ -263,9 +265,9 @@ func open(ctx context.Context, cfg Config, lock *os.File) (*Log, error) {
 	}
 	l := &Log{
 		root: root, lock: lock, logger: cfg.Logger,
-		add: app.Add, reader: reader, shutdown: shutdown, stop: stop,
-		maxBatch: cfg.BatchMaxSize,
-		origin:   cfg.Origin, hold: cfg.CosignedHold, now: time.Now,
+		store: store, reader: reader, shutdown: shutdown, stop: stop,
+		maxBatch: cfg.BatchMaxSize, batchAge: cfg.BatchMaxAge,
+		origin: cfg.Origin, hold: cfg.CosignedHold, now: time.Now,
 		reqs:        make(chan request, cfg.BatchMaxSize),
 		quit:        make(chan struct{}),
 		stopped:     make(chan struct{}),
@@ -285,9 +287,9 @@ func open(ctx context.Context, cfg Config, lock *os.File) (*Log, error) {
 	return l, nil
 }
 
-// recover integrates the entries the WAL holds beyond the tree, which a
-// crash kept Tessera from integrating, and removes the WAL segments the
-// tree now covers.
+// recover integrates the entries the WAL holds beyond the tree state,
+// which a crash kept from being integrated, and removes the WAL segments
+// the tree now covers.
 func (l *Log) recover(ctx context.Context) error {
 	size, err := l.reader.IntegratedSize(ctx)
 	if err != nil {
@@ -305,7 +307,7 @@ func (l *Log) recover(ctx context.Context) error {
 	}
 	for len(pending) > 0 {
 		n := min(len(pending), integrateBatch)
-		if err := l.integrateRound(pending[:n]); err != nil {
+		if err := l.integrateBatch(pending[:n]); err != nil {
 			return fmt.Errorf("couldn't integrate the audit WAL: %w", err)
 		}
 		pending = pending[n:]
@@ -337,19 +339,24 @@ func (l *Log) Size() uint64 {
 	return l.size.Load()
 }
 
-// Close stops accepting entries, integrates every acknowledged one, waits
-// (boundedly) for a checkpoint that commits to them, and releases the
-// directory.
+// Close stops accepting entries, integrates every acknowledged one,
+// publishes a checkpoint that commits to them, and releases the directory.
 func (l *Log) Close() error {
 	var err error
 	l.once.Do(func() {
 		close(l.quit)
 		<-l.stopped
 		<-l.integrating
-		if e := l.shutdown(context.Background()); e != nil && l.failed.Load() == nil {
-			err = fmt.Errorf("couldn't publish a final audit checkpoint: %w", e)
-		}
 		if l.failed.Load() == nil {
+			l.stop() // background publishing ends before the last checkpoint
+			// Tessera's shutdown waits for what its own Add took: nothing.
+			e := l.shutdown(context.Background())
+			if e == nil {
+				e = l.store.Publish(context.Background())
+			}
+			if e != nil {
+				err = fmt.Errorf("couldn't publish a final audit checkpoint: %w", e)
+			}
 			if _, e := removeIntegrated(l.root, l.integrated, l.size.Load()); e != nil {
 				l.logger.Warn("couldn't remove integrated audit WAL segments", slog.Any("err", e))
 			}

@@ -16,6 +16,8 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -262,7 +264,7 @@ func TestRecordRefusesInvalidEntry(t *testing.T) {
 	}
 }
 
-// TestFailClosed breaks the directory Tessera writes entry bundles and
+// TestFailClosed breaks the directory the log writes entry bundles and
 // tiles into (a file where a directory must be: permissions would not stop
 // root) and checks that Record soon fails, Err reports it, the log refuses
 // entries from then on, and every entry it acknowledged before failing is
@@ -293,7 +295,7 @@ func TestFailClosed(t *testing.T) {
 	if err := os.WriteFile(tile, []byte("not a directory"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The WAL may acknowledge entries until Tessera's failure to integrate
+	// The WAL may acknowledge entries until the failure to integrate
 	// them is known; those entries are durable and kept.
 	acked := map[uint64][]byte{0: mustMarshal(t, entry(0))}
 	for i := 1; ; i++ {
@@ -419,9 +421,10 @@ func TestEntriesRange(t *testing.T) {
 	}
 }
 
-// TestUnwritableStateFailsClosed makes the file Tessera locks before each
-// batch impossible to open (a directory in its place: even root cannot open
-// that for writing). Tessera itself panics there; the log must fail closed
+// TestUnwritableStateFailsClosed makes the file that Tessera's POSIX
+// driver locks before each batch, and the log probes before each write,
+// impossible to open (a directory in its place: even root cannot open that
+// for writing). That driver panics there; the log must fail closed
 // instead, and the process stay up.
 func TestUnwritableStateFailsClosed(t *testing.T) {
 	dir := t.TempDir()
@@ -446,5 +449,70 @@ func TestUnwritableStateFailsClosed(t *testing.T) {
 	l.Close()
 	if _, err := Open(ctx, testConfig(t, dir)); err == nil {
 		t.Fatal("Open succeeded with an unusable state lock")
+	}
+}
+
+// TestOpenPosixLog opens a log written by Tessera's POSIX driver, as
+// deployments made before package tilestore were, with partial bundles
+// and tiles at its edge, and checks that it keeps growing from there.
+func TestOpenPosixLog(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	driver, err := posix.New(ctx, posix.Config{Path: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := testKeys(t)
+	app, shutdown, _, err := tessera.NewAppender(ctx, driver, tessera.NewAppendOptions().
+		WithCheckpointSigner(s).WithBatching(113, 5*time.Millisecond).WithCheckpointInterval(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [][]byte
+	var futures []tessera.IndexFuture
+	for i := range 700 {
+		want = append(want, mustMarshal(t, entry(i)))
+		futures = append(futures, app.Add(ctx, tessera.NewEntry(want[i])))
+	}
+	for i, f := range futures {
+		if idx, err := f(); err != nil || idx.Index != uint64(i) {
+			t.Fatalf("entry %d added at %v, %v", i, idx, err)
+		}
+	}
+	if err := shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the POSIX driver's background work stops before the log opens
+	ctx = context.Background()
+
+	l := openLog(t, testConfig(t, dir))
+	if l.Size() != 700 {
+		t.Fatalf("Size of the POSIX log = %d, want 700", l.Size())
+	}
+	for i := range 300 {
+		if _, err := l.Record(ctx, entry(i)); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, mustMarshal(t, entry(i)))
+	}
+	cp := waitCheckpoint(t, l, 1000)
+	got := readAll(t, l, cp.Size)
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("entry %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+	if root := rootOf(t, got); !bytes.Equal(root, cp.Hash) {
+		t.Fatalf("entries rebuild root %x, checkpoint says %x", root, cp.Hash)
+	}
+	for _, idx := range []uint64{0, 699, 700, 999} {
+		p, err := l.Prove(ctx, idx, cp.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, idx, cp.Size, rfc6962.DefaultHasher.HashLeaf(got[idx]), p, cp.Hash); err != nil {
+			t.Fatalf("proof of %d: %v", idx, err)
+		}
 	}
 }

@@ -7,23 +7,21 @@ import (
 	"math"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/custos/custos"
-	"github.com/transparency-dev/tessera"
 )
 
 const (
-	// integrateBatch is the size of Tessera's batches: large batches are
-	// what make its integration cheap per entry. Batches this full are
-	// flushed by size as the last entry is handed over; smaller ones wait
-	// for Config.BatchMaxAge.
+	// integrateBatch caps the entries integrated at once: large batches
+	// are what make integration cheap per entry, since a batch costs a
+	// few syncs whatever its size. A batch this full is integrated as soon
+	// as the previous one is; a smaller one once it is Config.BatchMaxAge
+	// old.
 	integrateBatch = 16384
-	// maxInFlight caps the full batches handed to Tessera and not yet
-	// integrated: one being integrated while the next is handed over.
-	maxInFlight = 2
 	// maxBacklog caps the entries written to the WAL and not yet
-	// integrated; past it Record waits for Tessera. It bounds the memory
-	// held for integration and how far checkpoints lag behind.
+	// integrated; past it Record waits for the integrator. It bounds the
+	// memory held for integration and how far checkpoints lag behind.
 	maxBacklog = 4 * integrateBatch
 )
 
@@ -163,6 +161,9 @@ func (l *Log) write(data [][]byte) (uint64, error) {
 		l.wal.close()
 	}
 	l.mu.Lock()
+	if len(l.pending) == 0 {
+		l.since = time.Now()
+	}
 	for i, d := range data {
 		l.pending = append(l.pending, walRecord{index: first + uint64(i), data: d})
 	}
@@ -191,88 +192,60 @@ func (l *Log) waitBacklog(n int) bool {
 	}
 }
 
-// integrate hands the WAL's entries to Tessera, in order, until the writer
-// has stopped and every entry it wrote is integrated, or Tessera fails.
-//
-// Tessera must integrate each entry at the index the WAL gave it, so its
-// batches must reach its sequencer in the order they were handed over. A
-// batch flushed by size is sent on from the Add that fills it, in order; a
-// batch flushed by Tessera's timer is sent on from a goroutine of its own,
-// which can lose a race with a later batch. So full batches are handed
-// over back to back, and a partial one only when no batch is in flight,
-// and nothing more until it is integrated. Handing over a batch takes
-// milliseconds and the timer is Config.BatchMaxAge, at least
-// MinBatchMaxAge, so the timer fires for that partial batch alone.
+// integrate hands the WAL's entries to the tile storage, in order, until
+// the writer has stopped and every entry it wrote is integrated, or the
+// storage fails. Each batch goes straight to tilestore.Integrate at the
+// index of its first entry, which the storage checks against its size:
+// nothing can reorder batches, and no timer of Tessera's is involved.
 func (l *Log) integrate() {
 	defer close(l.integrating)
-	var inFlight []round // oldest first
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		l.mu.Lock()
-		n, done := len(l.pending), l.writerDone
+		n, done, wait := len(l.pending), l.writerDone, l.batchAge-time.Since(l.since)
 		var recs []walRecord
-		if n >= integrateBatch && len(inFlight) < maxInFlight || n > 0 && len(inFlight) == 0 {
+		if n >= integrateBatch || n > 0 && (done || wait <= 0) {
 			n = min(n, integrateBatch)
 			recs = l.pending[:n:n]
 			l.pending = l.pending[n:]
 		}
 		l.mu.Unlock()
-		var err error
 		switch {
-		case len(recs) == integrateBatch:
-			var r round
-			if r, err = l.handOver(recs); err == nil {
-				inFlight = append(inFlight, r)
-			}
 		case recs != nil:
-			err = l.integrateRound(recs)
-		case len(inFlight) > 0:
-			err = l.await(inFlight[0])
-			inFlight = inFlight[1:]
+			if err := l.integrateBatch(recs); err != nil {
+				l.fail(err)
+				return
+			}
 		case done:
 			return
+		case n > 0:
+			timer.Reset(wait)
+			select {
+			case <-l.wake:
+			case <-timer.C:
+			}
+			timer.Stop()
 		default:
 			<-l.wake
 		}
-		if err != nil {
-			l.fail(err)
-			return
-		}
 	}
 }
 
-// round is a batch handed over to Tessera: its entries and their futures.
-type round struct {
-	recs    []walRecord
-	futures []tessera.IndexFuture
-}
-
-// handOver hands recs to Tessera.
-func (l *Log) handOver(recs []walRecord) (round, error) {
-	// Tessera v1.0.4 panics when it cannot lock its state: check first.
-	if err := l.probe(); err != nil {
-		return round{}, err
-	}
-	futures := make([]tessera.IndexFuture, len(recs))
+// integrateBatch integrates recs, consecutive entries of the WAL, and
+// removes the WAL segments the tree now covers.
+func (l *Log) integrateBatch(recs []walRecord) error {
+	data := make([][]byte, len(recs))
 	for i, r := range recs {
-		futures[i] = l.add(context.Background(), tessera.NewEntry(r.data))
+		data[i] = r.data
 	}
-	return round{recs: recs, futures: futures}, nil
-}
-
-// await waits until Tessera has integrated r, checks that each entry
-// landed at the index the WAL gave it, and removes the WAL segments the
-// tree now covers.
-func (l *Log) await(r round) error {
-	for i, f := range r.futures {
-		idx, err := f()
-		if err != nil {
-			return fmt.Errorf("couldn't integrate audit entries: %w", err)
-		}
-		if idx.Index != r.recs[i].index {
-			return fmt.Errorf("audit entry %d was integrated at index %d", r.recs[i].index, idx.Index)
-		}
+	end, err := l.store.Integrate(context.Background(), recs[0].index, data)
+	if err != nil {
+		return fmt.Errorf("couldn't integrate audit entries: %w", err)
 	}
-	end := r.recs[len(r.recs)-1].index + 1
+	if want := recs[len(recs)-1].index + 1; end != want {
+		return fmt.Errorf("audit entries integrated up to %d, want %d", end, want)
+	}
 	l.mu.Lock()
 	l.integrated = end
 	close(l.progress)
@@ -286,16 +259,6 @@ func (l *Log) await(r round) error {
 		l.segments.Add(-int64(removed))
 	}
 	return nil
-}
-
-// integrateRound hands recs to Tessera and waits until it has integrated
-// them.
-func (l *Log) integrateRound(recs []walRecord) error {
-	r, err := l.handOver(recs)
-	if err != nil {
-		return err
-	}
-	return l.await(r)
 }
 
 // waitIntegrated waits until the first n entries are integrated, or the
@@ -356,12 +319,11 @@ func (l *Log) drain() {
 // a batch or initialises the log.
 const treeStateLock = ".state/treeState.lock"
 
-// probe opens the file Tessera locks before each batch, as it does. Tessera
-// v1.0.4 panics when it cannot (a log directory made read-only, a full
-// disk), which would take the whole server down; probing first turns that
-// into a failed log, and requests into 503 audit_unavailable. The WAL
-// writer probes too, so that a directory made unwritable fails the next
-// request rather than only the integration behind it.
+// probe opens, for writing, the file Tessera's POSIX driver locks before
+// each batch. The WAL writer probes before each group, so that a log
+// directory made unwritable (read-only, a full disk) fails the next
+// request with 503 audit_unavailable, rather than only the integration
+// behind it.
 func (l *Log) probe() error {
 	return probeLock(l.root)
 }

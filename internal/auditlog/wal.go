@@ -17,10 +17,10 @@ import (
 )
 
 // The write-ahead log makes entries durable and gives them their indexes
-// before Tessera integrates them: one append and one fsync per group of
-// entries, where Tessera writes and syncs several files per batch. Tessera
-// then integrates the logged entries in the same order, so each lands at
-// the index the WAL gave it; Open replays what Tessera had not integrated
+// before they are integrated into the tiles: one append and one fsync per
+// group of entries, where integrating writes and syncs several files per
+// batch. The integrator then hands the logged entries to the tile storage
+// at the indexes the WAL gave them; Open replays what was not integrated
 // when the process stopped.
 //
 // The WAL is a directory of segments, each named by the index of its first
@@ -33,8 +33,8 @@ import (
 //	data    the entry, as custos.MarshalAuditEntry wrote it
 //
 // Records are consecutive: each index is one more than the one before, the
-// first is the segment's name. A segment is deleted once Tessera has
-// integrated every entry in it.
+// first is the segment's name. A segment is deleted once every entry in it
+// is integrated.
 const (
 	walDir          = "wal"
 	walMagic        = "custos-audit-wal-v1\n"
@@ -134,9 +134,9 @@ func walSegments(root *os.Root) ([]uint64, error) {
 }
 
 // recoverWAL reads the WAL and returns the entries from index integrated
-// on, which Tessera has yet to integrate. A torn tail of the last segment
+// on, which are yet to be integrated. A torn tail of the last segment
 // (a group whose write was cut by a crash, so never acknowledged) is cut
-// off; damage anywhere else, or a gap between what Tessera holds and what
+// off; damage anywhere else, or a gap between what the tree holds and what
 // the WAL holds, is an error: entries acknowledged as durable would be
 // lost.
 func recoverWAL(root *os.Root, integrated uint64) (pending []walRecord, cut int64, err error) {

@@ -141,7 +141,7 @@ func TestWALRefusesLoss(t *testing.T) {
 }
 
 // TestWALSegments checks that the writer begins new segments and that
-// those Tessera has integrated are removed.
+// those whose entries are integrated are removed.
 func TestWALSegments(t *testing.T) {
 	defer func(n int64) { walSegmentTarget = n }(walSegmentTarget)
 	walSegmentTarget = 2048
@@ -221,8 +221,8 @@ func FuzzParseWALSegment(f *testing.F) {
 }
 
 // TestConcurrentRecordsKeepTheirIndexes checks, under many concurrent
-// writers, that every entry Tessera integrates sits at the index Record
-// acknowledged for it. Tessera's batching must never reorder what the
+// writers, that every entry integrated sits at the index Record
+// acknowledged for it. Integration batches must never reorder what the
 // WAL sequenced: a client holding Custos-Audit-Index i must find its own
 // entry at i.
 func TestConcurrentRecordsKeepTheirIndexes(t *testing.T) {

@@ -110,11 +110,11 @@ type AuditLog struct {
 	Key string `yaml:"key"`
 	// Origin is the checkpoints' origin line, naming the deployment.
 	Origin string `yaml:"origin"`
-	// BatchMaxAge bounds how long Tessera waits for entries to fill a
-	// batch once the first is handed to it, which delays checkpoints.
-	// Requests do not wait for it: they wait for the log's write-ahead
-	// file only. At least 50ms: a shorter timer could split a batch and
-	// integrate its parts out of order, which the log refuses by failing.
+	// BatchMaxAge bounds how long entries on the log's write-ahead file
+	// wait for more before a batch that is not full is integrated into
+	// the tiles, which delays checkpoints. Requests do not wait for it:
+	// they wait for the write-ahead file only. At least 50ms, so that a
+	// lightly loaded log does not write partial tiles for every request.
 	BatchMaxAge Duration `yaml:"batch_max_age,omitempty"`
 	// CheckpointInterval is how often a new checkpoint is signed.
 	CheckpointInterval Duration `yaml:"checkpoint_interval,omitempty"`
