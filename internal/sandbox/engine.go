@@ -18,28 +18,31 @@ import (
 )
 
 // The engine: compiling, validating and running a module with wazero, in
-// whatever process calls it. Workers run it without context checks; Check
-// and the benchmarks run it in-process too.
+// whatever process calls it.
 
-// captureBytes caps what is kept of a module's stdout and of its stderr.
-const captureBytes = 64 << 10
+// CaptureBytes caps what is kept of a module's stdout and of its stderr.
+const CaptureBytes = 64 << 10
 
-// hostConfig configures a host.
-type hostConfig struct {
-	// checked compiles with wazero's context checks (WithCloseOnContextDone),
-	// so that a done context stops the module. Runtimes that differ in it
-	// must not share a compilation cache: wazero's cache key ignores it.
-	checked bool
-	cache   wazero.CompilationCache // nil for none
+// HostConfig configures a Host.
+type HostConfig struct {
+	// Checked compiles with wazero's context checks (WithCloseOnContextDone),
+	// so that a done context stops the module. Hosts that differ in it must
+	// not share a compilation cache: wazero's cache key ignores it.
+	Checked bool
+	// Cache keeps compiled code, nil for none. Its contents run as machine
+	// code: only the custodian may write where it keeps them.
+	Cache wazero.CompilationCache
 }
 
-// host is a wazero runtime with WASI.
-type host struct {
+// Host is a wazero runtime with the WASI functions a module may import. It
+// is safe for concurrent use.
+type Host struct {
 	rt   wazero.Runtime
 	wasi map[string]api.FunctionDefinition
 }
 
-func newHost(ctx context.Context, c hostConfig) (*host, error) {
+// NewHost starts a Host.
+func NewHost(ctx context.Context, c HostConfig) (*Host, error) {
 	// The memory limit is not the runtime's (WithMemoryLimitPages): a grow
 	// wazero refuses leaves no trace the host could see, so a module that
 	// then fails could not be told from one that trapped. Each instance's
@@ -48,10 +51,10 @@ func newHost(ctx context.Context, c hostConfig) (*host, error) {
 	cfg := wazero.NewRuntimeConfig().
 		WithCoreFeatures(api.CoreFeaturesV2).
 		WithMemoryLimitPages(maxPages).
-		WithCloseOnContextDone(c.checked).
+		WithCloseOnContextDone(c.Checked).
 		WithDebugInfoEnabled(false)
-	if c.cache != nil {
-		cfg = cfg.WithCompilationCache(c.cache)
+	if c.Cache != nil {
+		cfg = cfg.WithCompilationCache(c.Cache)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
@@ -59,20 +62,32 @@ func newHost(ctx context.Context, c hostConfig) (*host, error) {
 		return nil, err
 	}
 	wasi := rt.Module(wasiModule).ExportedFunctionDefinitions()
-	return &host{rt: rt, wasi: wasi}, nil
+	return &Host{rt: rt, wasi: wasi}, nil
 }
 
-func (h *host) close(ctx context.Context) { h.rt.Close(ctx) }
+// Close releases the runtime and every Program compiled by it.
+func (h *Host) Close(ctx context.Context) { h.rt.Close(ctx) }
 
-// program is a module compiled and validated by a host.
-type program struct {
-	h      *host
+// Program is a module compiled and validated by a Host. It is safe for
+// concurrent use.
+type Program struct {
+	h      *Host
 	cm     wazero.CompiledModule
 	memMin uint32 // pages the module's memory starts with
 }
 
-// compile validates wasm as far as it can without running it and compiles it.
-func (h *host) compile(ctx context.Context, wasm []byte) (*program, *Error) {
+// Compile validates wasm as an algorithm module, as far as it can without
+// running it, and compiles it. It returns nil or an *Error. It does not
+// check wasm against a digest: that is the caller's to do.
+func (h *Host) Compile(ctx context.Context, wasm []byte) (*Program, error) {
+	p, e := h.compile(ctx, wasm)
+	if e != nil {
+		return nil, e
+	}
+	return p, nil
+}
+
+func (h *Host) compile(ctx context.Context, wasm []byte) (*Program, *Error) {
 	if len(wasm) > MaxModuleBytes {
 		return nil, errorf(CodeInvalidModule, "the module is over %d bytes", MaxModuleBytes)
 	}
@@ -91,51 +106,79 @@ func (h *host) compile(ctx context.Context, wasm []byte) (*program, *Error) {
 		cm.Close(ctx)
 		return nil, e
 	}
-	return &program{h: h, cm: cm, memMin: layout.memMin}, nil
+	return &Program{h: h, cm: cm, memMin: layout.memMin}, nil
 }
 
-func (p *program) close(ctx context.Context) { p.cm.Close(ctx) }
+// Close releases the compiled code.
+func (p *Program) Close(ctx context.Context) { p.cm.Close(ctx) }
 
-type entry byte
+// Entry is an entry call of the ABI.
+type Entry byte
 
+// The entry calls.
 const (
-	entryTrain     entry = 1
-	entryRecommend entry = 2
+	Train     Entry = 1 // custos_train
+	Recommend Entry = 2 // custos_recommend
 )
 
-// call is one entry call.
-type call struct {
-	entry        entry
-	model, input []byte // model only for recommend
-	seed         uint64
-	pages        uint32 // memory limit
-	outputBytes  int
+// String returns the name of the entry's export.
+func (e Entry) String() string {
+	switch e {
+	case Train:
+		return exportTrain
+	case Recommend:
+		return exportRecommend
+	}
+	return "unknown entry"
 }
 
-// outcome is what a run produced. stdout and stderr are kept when it failed.
-type outcome struct {
-	output         []byte
-	stdout, stderr []byte
-	err            *Error
+// Call is one entry call.
+type Call struct {
+	Entry Entry
+	Model []byte // for Recommend only
+	Input []byte
+	Seed  uint64
+	// Limits bound the call's memory and output. Their Timeout is not
+	// enforced by Run: that is the context's, on a checked Host, or the
+	// caller's.
+	Limits Limits
 }
 
-// run makes the call in a fresh instance of p, per the ABI's calling sequence.
-func (p *program) run(ctx context.Context, c call) outcome {
-	in, e := p.start(ctx, c.seed, c.pages)
+// Outcome is what a run produced. Stdout and Stderr are what the module
+// wrote, at most CaptureBytes of each; Err is nil or why the run failed,
+// with Err.Stderr set.
+type Outcome struct {
+	Output         []byte
+	Stdout, Stderr []byte
+	Err            *Error
+}
+
+// Run makes the call in a fresh instance of p, per the ABI's calling
+// sequence. On a checked Host a done ctx stops the module; on an unchecked
+// one nothing does.
+func (p *Program) Run(ctx context.Context, c Call) Outcome {
+	lim, err := c.Limits.WithDefaults()
+	if err != nil {
+		return Outcome{Err: errorf(CodeUnavailable, "the sandbox was given invalid limits: %v", err)}
+	}
+	in, e := p.start(ctx, c.Seed, lim.pages())
 	defer in.close(ctx)
 	var out []byte
 	if e == nil {
-		out, e = in.call(ctx, c)
+		out, e = in.call(ctx, c, lim.OutputBytes)
 	}
-	return outcome{output: out, stdout: in.stdout.b, stderr: in.stderr.b, err: e}
+	if e != nil {
+		e.Stderr = truncate(in.stderr.b, StderrBytes)
+	}
+	return Outcome{Output: out, Stdout: in.stdout.b, Stderr: in.stderr.b, Err: e}
 }
 
 // checkVersion starts an instance of p to learn its ABI version.
-func (p *program) checkVersion(ctx context.Context, pages uint32) *Error {
+func (p *Program) checkVersion(ctx context.Context, pages uint32) *Error {
 	in, e := p.start(ctx, 0, pages)
 	in.close(ctx)
 	if e != nil {
-		e.Stderr = truncate(in.stderr.b, stderrBytes)
+		e.Stderr = truncate(in.stderr.b, StderrBytes)
 	}
 	return e
 }
@@ -150,11 +193,11 @@ type instance struct {
 // start instantiates p with a memory limit of pages, initializes the
 // instance and checks its ABI version. The instance is returned even on
 // error, for its stderr.
-func (p *program) start(ctx context.Context, seed uint64, pages uint32) (*instance, *Error) {
+func (p *Program) start(ctx context.Context, seed uint64, pages uint32) (*instance, *Error) {
 	in := &instance{
 		mem:    &memoryLimiter{limit: uint64(pages) * pageSize},
-		stdout: capped{max: captureBytes},
-		stderr: capped{max: captureBytes},
+		stdout: capped{max: CaptureBytes},
+		stderr: capped{max: CaptureBytes},
 	}
 	if p.memMin > pages {
 		return in, errorf(CodeMemoryLimit, "the module's initial memory of %d bytes is over the limit of %d",
@@ -194,26 +237,32 @@ func (in *instance) close(ctx context.Context) {
 }
 
 // call passes the inputs and makes the entry call.
-func (in *instance) call(ctx context.Context, c call) ([]byte, *Error) {
-	name, args := exportTrain, []uint64(nil)
-	if c.entry == entryRecommend {
-		name = exportRecommend
-		ptr, e := in.pass(ctx, c.model)
+func (in *instance) call(ctx context.Context, c Call, outputBytes int) ([]byte, *Error) {
+	var args []uint64
+	switch c.Entry {
+	case Train:
+		if len(c.Model) > 0 {
+			return nil, errorf(CodeUnavailable, "the sandbox was given a model to train")
+		}
+	case Recommend:
+		ptr, e := in.pass(ctx, c.Model)
 		if e != nil {
 			return nil, e
 		}
-		args = append(args, ptr, uint64(len(c.model)))
+		args = append(args, ptr, uint64(len(c.Model)))
+	default:
+		return nil, errorf(CodeUnavailable, "the sandbox was given entry %d", c.Entry)
 	}
-	ptr, e := in.pass(ctx, c.input)
+	ptr, e := in.pass(ctx, c.Input)
 	if e != nil {
 		return nil, e
 	}
-	args = append(args, ptr, uint64(len(c.input)))
-	res, err := in.mod.ExportedFunction(name).Call(ctx, args...)
+	args = append(args, ptr, uint64(len(c.Input)))
+	res, err := in.mod.ExportedFunction(c.Entry.String()).Call(ctx, args...)
 	if err != nil {
 		return nil, in.fail(err)
 	}
-	return in.result(res[0], c.outputBytes)
+	return in.result(res[0], outputBytes)
 }
 
 // pass copies b into a buffer the module allocates and returns its address.
@@ -340,8 +389,8 @@ func firstLine(err error) string {
 	return printable(s, 200)
 }
 
-// stderrBytes caps Error.Stderr.
-const stderrBytes = 4 << 10
+// StderrBytes caps Error.Stderr.
+const StderrBytes = 4 << 10
 
 func truncate(b []byte, n int) string {
 	return strings.ToValidUTF8(string(b[:min(len(b), n)]), "")
