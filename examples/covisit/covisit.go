@@ -12,7 +12,9 @@
 // Recommend scores each video the subject has not watched by its summed
 // similarity to the videos the subject watched, best first, and fills what
 // k leaves with the videos most users watched, so that a subject without
-// history gets the popular ones. Ties go to the smaller id, bytewise.
+// history gets the popular ones. Ties go to the smaller id, bytewise. It
+// reads the model where it lies, without decoding it: its work grows with
+// the subject's history and k, not with the catalogue.
 //
 // The package guarantees that:
 //
@@ -23,9 +25,11 @@
 //     point arithmetic.
 //   - Recommend returns at most k distinct catalogue ids, none of which the
 //     subject has watched.
-//   - Decoding a model does work and allocation bounded by its length,
-//     never panics, and accepts only the encoding Train produces: each
-//     model has exactly one encoding.
+//   - Each model has exactly one encoding. Recommend checks a model's
+//     layout in constant time and each part it reads before it uses it:
+//     whatever the bytes, it returns an error or at most k distinct ids
+//     taken from them, never panics, and does work bounded by the model's
+//     length. It does not check the parts it does not read.
 //
 // Only catalogue videos are learnt from and recommended: a watch of a video
 // missing from the catalogue (say, one taken down) is ignored. A user with
@@ -41,7 +45,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"maps"
 	"math"
 	"slices"
 
@@ -89,7 +92,7 @@ func (Algorithm) Recommend(b []byte, in guest.RecommendInput) ([]string, error) 
 	if in.K < 1 || in.K > guest.MaxK {
 		return nil, fmt.Errorf("k is %d, not in 1..%d", in.K, guest.MaxK)
 	}
-	m, err := decodeModel(b)
+	m, err := openModel(b)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +106,7 @@ func (Algorithm) Recommend(b []byte, in guest.RecommendInput) ([]string, error) 
 			seen = append(seen, video)
 		}
 	}
-	return m.recommend(seen, in.K), nil
+	return m.recommend(seen, in.K)
 }
 
 // catalogue returns the distinct ids of the videos records, sorted.
@@ -174,16 +177,16 @@ func field(r guest.Record, name string) (string, bool, error) {
 // learn builds the model of the catalogue ids from the users' histories.
 func learn(ids []string, histories [][]uint32) *model {
 	m := &model{
-		ids:   ids,
-		count: make([]uint64, len(ids)),
-		near:  make([][]neighbour, len(ids)),
+		ids:  ids,
+		near: make([][]neighbour, len(ids)),
 	}
-	// watchers[a] lists the users, as indices into histories, who count
-	// towards a's similarities; n(a) is its length.
+	// count[a] counts a's users; watchers[a] lists the users, as indices
+	// into histories, who count towards a's similarities, n(a) of them.
+	count := make([]uint64, len(ids))
 	watchers := make([][]uint32, len(ids))
 	for u, h := range histories {
 		for _, v := range h {
-			m.count[v]++
+			count[v]++
 			if len(h) <= MaxUserVideos {
 				watchers[v] = append(watchers[v], uint32(u))
 			}
@@ -218,6 +221,13 @@ func learn(ids []string, histories [][]uint32) *model {
 		touched = touched[:0]
 		m.near[a] = nearest(scratch)
 	}
+	m.popular = make([]uint32, len(ids))
+	for i := range m.popular {
+		m.popular[i] = uint32(i)
+	}
+	slices.SortFunc(m.popular, func(x, y uint32) int {
+		return cmp.Or(cmp.Compare(count[y], count[x]), cmp.Compare(x, y))
+	})
 	return m
 }
 
@@ -234,45 +244,111 @@ func nearest(cands []neighbour) []neighbour {
 	return near
 }
 
+// A scored item is an item and its summed similarity to what was watched.
+type scored struct {
+	item  uint32
+	score uint64
+}
+
 // recommend returns at most k catalogue ids, none in watched, best first.
-func (m *model) recommend(watched []string, k int) []string {
-	seen := make(map[uint32]bool, len(watched))
-	for _, id := range watched {
-		if i, ok := slices.BinarySearch(m.ids, id); ok {
-			seen[uint32(i)] = true
+func (v *view) recommend(watched []string, k int) ([]string, error) {
+	seen, err := v.indices(watched)
+	if err != nil {
+		return nil, err
+	}
+	isSeen := func(i uint32) bool { _, ok := slices.BinarySearch(seen, i); return ok }
+	// Every neighbour of a watched item, packed as item<<32 | weight so
+	// that a plain sort groups them by item, then summed by item: scores
+	// are sums of integers, so the order of the sum is irrelevant.
+	var cands []uint64
+	for _, a := range seen {
+		err := v.neighbours(a, func(nb neighbour) {
+			if !isSeen(nb.item) {
+				cands = append(cands, uint64(nb.item)<<32|uint64(nb.weight))
+			}
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
-	// Scores are sums of integers, so the order of the sum is irrelevant.
-	score := make(map[uint32]uint64)
-	for a := range seen {
-		for _, n := range m.near[a] {
-			if !seen[n.item] {
-				score[n.item] += uint64(n.weight)
-			}
+	slices.Sort(cands)
+	var sums []scored
+	for _, c := range cands {
+		item, weight := uint32(c>>32), c&math.MaxUint16
+		if n := len(sums); n > 0 && sums[n-1].item == item {
+			sums[n-1].score += weight
+			continue
 		}
+		sums = append(sums, scored{item, weight})
 	}
 	// Indices follow the sorted ids, so the smaller index is the smaller id.
-	top := best(maps.Keys(score), k, func(x, y uint32) int {
-		return cmp.Or(cmp.Compare(score[y], score[x]), cmp.Compare(x, y))
+	top := best(slices.Values(sums), k, func(x, y scored) int {
+		return cmp.Or(cmp.Compare(y.score, x.score), cmp.Compare(x.item, y.item))
 	})
-	if len(top) < k {
-		// Every scored item is in top already.
-		unscored := func(yield func(uint32) bool) {
-			for i := range uint32(len(m.ids)) {
-				if !seen[i] && score[i] == 0 && !yield(i) {
-					return
-				}
-			}
+	out := &picked{v: v, watched: slices.Sorted(slices.Values(watched)), items: make([]string, 0, k)}
+	for _, t := range top {
+		if err := out.add(t.item); err != nil {
+			return nil, err
 		}
-		top = append(top, best(unscored, k-len(top), func(x, y uint32) int {
-			return cmp.Or(cmp.Compare(m.count[y], m.count[x]), cmp.Compare(x, y))
-		})...)
 	}
-	items := make([]string, len(top))
-	for i, b := range top {
-		items[i] = m.ids[b]
+	err = v.fill(out, k, func(i uint32) bool {
+		_, scored := slices.BinarySearchFunc(sums, i, func(s scored, i uint32) int { return cmp.Compare(s.item, i) })
+		return scored || isSeen(i)
+	})
+	return out.items, err
+}
+
+// indices returns the sorted indices of the catalogue ids among watched.
+func (v *view) indices(watched []string) ([]uint32, error) {
+	seen := make([]uint32, 0, len(watched))
+	for _, id := range watched {
+		i, ok, err := v.find(id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			seen = append(seen, i)
+		}
 	}
-	return items
+	slices.Sort(seen)
+	return slices.Compact(seen), nil
+}
+
+// fill adds the most popular items that skip does not skip, until out has
+// k items.
+func (v *view) fill(out *picked, k int, skip func(uint32) bool) error {
+	for j := uint32(0); j < v.n && len(out.items) < k; j++ {
+		p, err := v.popularAt(j)
+		if err == nil && !skip(p) {
+			err = out.add(p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// picked is a recommendation being made.
+type picked struct {
+	v       *view
+	watched []string // sorted
+	items   []string
+}
+
+// add adds the id of item i unless it was watched or picked already: in a
+// model from Train ids are distinct and popular is a permutation, but the
+// view checks only what it reads.
+func (p *picked) add(i uint32) error {
+	b, err := p.v.id(i)
+	if err != nil {
+		return err
+	}
+	id := string(b)
+	if _, watched := slices.BinarySearch(p.watched, id); !watched && !slices.Contains(p.items, id) {
+		p.items = append(p.items, id)
+	}
+	return nil
 }
 
 // best returns the k first values of seq by order, a total order, in that
