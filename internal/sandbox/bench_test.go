@@ -46,3 +46,34 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkInstance is what every call pays before its entry call: a fresh
+// instance of a Go module (echo), initialized, and closing it; with the
+// module as it is, or pre-initialized.
+//
+//	go test ./internal/sandbox -run '^$' -bench Instance -count 5
+func BenchmarkInstance(b *testing.B) {
+	ctx := context.Background()
+	h, err := NewHost(ctx, HostConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close(ctx)
+	wasm := guest(b, "echo").Wasm
+	for _, preinit := range []bool{false, true} {
+		p, e := h.compile(ctx, wasm, preinit)
+		if e != nil {
+			b.Fatal(e)
+		}
+		name := map[bool]string{false: "initialize", true: "preinitialized"}[preinit]
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				in, e := p.start(ctx, 1, defaultMemory/pageSize)
+				if e != nil {
+					b.Fatal(e)
+				}
+				in.close(ctx)
+			}
+		})
+	}
+}

@@ -11,30 +11,6 @@ import (
 
 // A few hand-assembled modules, to check what Go guests cannot show.
 
-func uleb(n uint64) []byte {
-	var b []byte
-	for {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if n == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func sleb(n int64) []byte {
-	var b []byte
-	for {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if (n == 0 && c&0x40 == 0) || (n == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
 func wasmName(s string) []byte { return append(uleb(uint64(len(s))), s...) }
 
 func wasmVec(items ...[]byte) []byte {

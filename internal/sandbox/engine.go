@@ -8,7 +8,9 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -74,20 +76,35 @@ type Program struct {
 	h      *Host
 	cm     wazero.CompiledModule
 	memMin uint32 // pages the module's memory starts with
+	// initialized is set when cm is the module pre-initialized (see
+	// preinit.go): its instances start where _initialize stopped, with the
+	// clocks at clocks.
+	initialized bool
+	clocks      clocks
 }
 
 // Compile validates wasm as an algorithm module, as far as it can without
 // running it, and compiles it. It returns nil or an *Error. It does not
 // check wasm against a digest: that is the caller's to do.
+//
+// If the module exports _initialize, Compile also pre-initializes it: it
+// runs _initialize once, with seed 0, and compiles a second module that
+// starts in the state _initialize left, so that entry calls skip it (see
+// preinit.go). What _initialize writes to stdout and stderr then goes
+// nowhere. On a Host without context checks an _initialize that never
+// returns holds Compile until the process is killed; Check refuses such a
+// module, since it runs _initialize under a timeout.
 func (h *Host) Compile(ctx context.Context, wasm []byte) (*Program, error) {
-	p, e := h.compile(ctx, wasm)
+	p, e := h.compile(ctx, wasm, true)
 	if e != nil {
 		return nil, e
 	}
 	return p, nil
 }
 
-func (h *Host) compile(ctx context.Context, wasm []byte) (*Program, *Error) {
+// compile validates and compiles wasm, and pre-initializes it if asked to
+// and possible.
+func (h *Host) compile(ctx context.Context, wasm []byte, preinit bool) (*Program, *Error) {
 	if len(wasm) > MaxModuleBytes {
 		return nil, errorf(CodeInvalidModule, "the module is over %d bytes", MaxModuleBytes)
 	}
@@ -98,7 +115,17 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*Program, *Error) {
 	if e := checkImports(layout.imports); e != nil {
 		return nil, e
 	}
-	cm, err := h.rt.CompileModule(ctx, wasm)
+	// A module that can be pre-initialized is compiled as its probe, which
+	// differs from it only in exporting its globals.
+	src, pl := wasm, (*preinitLayout)(nil)
+	if preinit {
+		if l, err := scanPreinit(wasm); err == nil {
+			if probe, err := l.probe(); err == nil {
+				src, pl = probe, l
+			}
+		}
+	}
+	cm, err := h.rt.CompileModule(ctx, src)
 	if err != nil {
 		return nil, errorf(CodeInvalidModule, "the module does not compile: %s", firstLine(err))
 	}
@@ -106,7 +133,42 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*Program, *Error) {
 		cm.Close(ctx)
 		return nil, e
 	}
-	return &Program{h: h, cm: cm, memMin: layout.memMin}, nil
+	p := &Program{h: h, cm: cm, memMin: layout.memMin}
+	if _, ok := cm.ExportedFunctions()[exportInitialize]; ok && pl != nil {
+		p.preinitialize(ctx, pl)
+	}
+	return p, nil
+}
+
+// preinitialize runs _initialize in an instance of p, compiled from the
+// probe of l, and makes p's module the one that starts where it stopped.
+// If _initialize fails, p stays as it is: each run fails the same way in
+// its own instance, and reports it.
+func (p *Program) preinitialize(ctx context.Context, l *preinitLayout) {
+	in, e := p.start(ctx, 0, defaultMemory/pageSize)
+	defer in.close(ctx)
+	if e != nil {
+		return
+	}
+	s := snapshot{globals: map[int]uint64{}}
+	for i, g := range l.globals {
+		if g.mutable {
+			s.globals[i] = in.mod.ExportedGlobal(globalPrefix + strconv.Itoa(i)).Get()
+		}
+	}
+	mem := in.mod.Memory()
+	s.memory, _ = mem.Read(0, mem.Size())
+	pages := mem.Size() / pageSize
+	wasm, err := l.rewrite(s, pages)
+	if err != nil {
+		return
+	}
+	cm, err := p.h.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return
+	}
+	p.cm.Close(ctx)
+	p.cm, p.memMin, p.initialized, p.clocks = cm, pages, true, *in.clocks
 }
 
 // Close releases the compiled code.
@@ -187,6 +249,7 @@ func (p *Program) checkVersion(ctx context.Context, pages uint32) *Error {
 type instance struct {
 	mod            api.Module
 	mem            *memoryLimiter
+	clocks         *clocks
 	stdout, stderr capped
 }
 
@@ -194,8 +257,10 @@ type instance struct {
 // instance and checks its ABI version. The instance is returned even on
 // error, for its stderr.
 func (p *Program) start(ctx context.Context, seed uint64, pages uint32) (*instance, *Error) {
+	clocks := p.clocks
 	in := &instance{
 		mem:    &memoryLimiter{limit: uint64(pages) * pageSize},
+		clocks: &clocks,
 		stdout: capped{max: CaptureBytes},
 		stderr: capped{max: CaptureBytes},
 	}
@@ -209,13 +274,15 @@ func (p *Program) start(ctx context.Context, seed uint64, pages uint32) (*instan
 		WithStdout(&in.stdout).
 		WithStderr(&in.stderr).
 		WithRandSource(seededRandom(seed)).
+		WithNanotime(in.clocks.nanotime, 1).
+		WithWalltime(in.clocks.walltime, sys.ClockResolution(time.Microsecond)).
 		WithNanosleep(func(int64) {})
 	mod, err := p.h.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, in.mem), p.cm, cfg)
 	if err != nil {
 		return in, in.fail(err)
 	}
 	in.mod = mod
-	if init := mod.ExportedFunction(exportInitialize); init != nil {
+	if init := mod.ExportedFunction(exportInitialize); init != nil && !p.initialized {
 		if _, err := init.Call(ctx); err != nil {
 			return in, in.fail(err)
 		}
@@ -360,6 +427,28 @@ func (m *memoryLimiter) Free() {
 		release(m.buf[:cap(m.buf)])
 	}
 	m.buf = nil
+}
+
+// clocks are an instance's fake clocks, as wazero's own: each reading is a
+// millisecond after the one before, the first monotonic reading 0 and the
+// first wall-clock reading 2022-01-01 UTC. They hold the next readings.
+type clocks struct {
+	nanos, wallNanos int64
+}
+
+// fakeEpoch is the first wall-clock reading, in nanoseconds since 1970.
+const fakeEpoch = 1640995200 * int64(time.Second)
+
+func (c *clocks) nanotime() int64 {
+	t := c.nanos
+	c.nanos += int64(time.Millisecond)
+	return t
+}
+
+func (c *clocks) walltime() (sec int64, nsec int32) {
+	t := fakeEpoch + c.wallNanos
+	c.wallNanos += int64(time.Millisecond)
+	return t / 1e9, int32(t % 1e9)
 }
 
 // capped keeps the first max bytes written to it and drops the rest.

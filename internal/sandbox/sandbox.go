@@ -2,13 +2,14 @@
 // modules speaking the custos algorithm ABI version 1, under the custodian's
 // control.
 //
-// What a module gets: its inputs, a fresh instance for every entry call, fake
-// deterministic clocks, a sleep that returns at once, random bytes from a
-// stream derived from the run's seed, empty stdin, and stdout and stderr that
-// are captured (64 KiB each) for the custodian's log. It gets no arguments,
-// no environment, no files and no network, and it may import nothing but the
-// allowlisted wasi_snapshot_preview1 functions. A run is a pure function of
-// the module's bytes, its inputs and the seed.
+// What a module gets: its inputs, a fresh instance for every entry call,
+// started where the module's _initialize left it (run once per Program, with
+// seed 0, see preinit.go), fake deterministic clocks, a sleep that returns at
+// once, random bytes from a stream derived from the run's seed, empty stdin,
+// and stdout and stderr that are captured (64 KiB each) for the custodian's
+// log. It gets no arguments, no environment, no files and no network, and it
+// may import nothing but the allowlisted wasi_snapshot_preview1 functions. A
+// run is a pure function of the module's bytes, its inputs and the seed.
 //
 // What the package guarantees: a module runs only if its bytes hash to the
 // digest the caller approved; it cannot grow its memory past Limits.MemoryBytes;
@@ -178,7 +179,7 @@ func Check(ctx context.Context, wasm []byte) error {
 		return errorf(CodeUnavailable, "couldn't start wazero: %v", err)
 	}
 	defer h.Close(ctx)
-	p, e := h.compile(ctx, wasm)
+	p, e := h.compile(ctx, wasm, false)
 	if e != nil {
 		return e
 	}
