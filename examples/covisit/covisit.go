@@ -256,33 +256,21 @@ func (v *view) recommend(watched []string, k int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	isSeen := func(i uint32) bool { _, ok := slices.BinarySearch(seen, i); return ok }
-	// Every neighbour of a watched item, packed as item<<32 | weight so
-	// that a plain sort groups them by item, then summed by item: scores
-	// are sums of integers, so the order of the sum is irrelevant.
-	var cands []uint64
-	for _, a := range seen {
+	// The neighbours of the watched items, their weights summed by item:
+	// scores are sums of integers, so the order of the sum is irrelevant.
+	scores := newTally(len(seen.items) * MaxNeighbours)
+	for _, a := range seen.items {
 		err := v.neighbours(a, func(nb neighbour) {
-			if !isSeen(nb.item) {
-				cands = append(cands, uint64(nb.item)<<32|uint64(nb.weight))
+			if !seen.has(nb.item) {
+				scores.add(nb.item, uint64(nb.weight))
 			}
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	slices.Sort(cands)
-	var sums []scored
-	for _, c := range cands {
-		item, weight := uint32(c>>32), c&math.MaxUint16
-		if n := len(sums); n > 0 && sums[n-1].item == item {
-			sums[n-1].score += weight
-			continue
-		}
-		sums = append(sums, scored{item, weight})
-	}
 	// Indices follow the sorted ids, so the smaller index is the smaller id.
-	top := best(slices.Values(sums), k, func(x, y scored) int {
+	top := best(scores.all(), k, func(x, y scored) int {
 		return cmp.Or(cmp.Compare(y.score, x.score), cmp.Compare(x.item, y.item))
 	})
 	out := &picked{v: v, watched: slices.Sorted(slices.Values(watched)), items: make([]string, 0, k)}
@@ -291,27 +279,86 @@ func (v *view) recommend(watched []string, k int) ([]string, error) {
 			return nil, err
 		}
 	}
-	err = v.fill(out, k, func(i uint32) bool {
-		_, scored := slices.BinarySearchFunc(sums, i, func(s scored, i uint32) int { return cmp.Compare(s.item, i) })
-		return scored || isSeen(i)
-	})
+	err = v.fill(out, k, func(i uint32) bool { return scores.has(i) || seen.has(i) })
 	return out.items, err
 }
 
-// indices returns the sorted indices of the catalogue ids among watched.
-func (v *view) indices(watched []string) ([]uint32, error) {
-	seen := make([]uint32, 0, len(watched))
+// A tally sums scores by item, in a hash table of open addressing: its
+// cost follows the items it holds, not the catalogue.
+type tally struct {
+	items []uint32 // in the order added
+	slots []uint32 // 1 + an index into items, or 0 for a free slot
+	sums  []uint64 // by index into items
+}
+
+// newTally returns a tally with room for n items without growing.
+func newTally(n int) *tally {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	return &tally{slots: make([]uint32, size)}
+}
+
+// slot returns the slot of item, or the free slot where it would go.
+func (t *tally) slot(item uint32) int {
+	mask := len(t.slots) - 1
+	i := int(item*0x9e3779b1) & mask
+	for t.slots[i] != 0 && t.items[t.slots[i]-1] != item {
+		i = (i + 1) & mask
+	}
+	return i
+}
+
+func (t *tally) has(item uint32) bool { return t.slots[t.slot(item)] != 0 }
+
+// add adds w to item's sum.
+func (t *tally) add(item uint32, w uint64) {
+	i := t.slot(item)
+	if t.slots[i] == 0 {
+		if 2*(len(t.items)+1) > len(t.slots) {
+			t.grow()
+			i = t.slot(item)
+		}
+		t.items = append(t.items, item)
+		t.sums = append(t.sums, 0)
+		t.slots[i] = uint32(len(t.items))
+	}
+	t.sums[t.slots[i]-1] += w
+}
+
+func (t *tally) grow() {
+	t.slots = make([]uint32, 2*len(t.slots))
+	for j, item := range t.items {
+		t.slots[t.slot(item)] = uint32(j + 1)
+	}
+}
+
+// all yields the items and their sums, in the order added.
+func (t *tally) all() iter.Seq[scored] {
+	return func(yield func(scored) bool) {
+		for j, item := range t.items {
+			if !yield(scored{item, t.sums[j]}) {
+				return
+			}
+		}
+	}
+}
+
+// indices returns the indices of the catalogue ids among watched, each
+// once, in the order first watched.
+func (v *view) indices(watched []string) (*tally, error) {
+	seen := newTally(len(watched))
 	for _, id := range watched {
 		i, ok, err := v.find(id)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			seen = append(seen, i)
+			seen.add(i, 0)
 		}
 	}
-	slices.Sort(seen)
-	return slices.Compact(seen), nil
+	return seen, nil
 }
 
 // fill adds the most popular items that skip does not skip, until out has
