@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -39,8 +40,9 @@ type HostConfig struct {
 // Host is a wazero runtime with the WASI functions a module may import. It
 // is safe for concurrent use.
 type Host struct {
-	rt   wazero.Runtime
-	wasi map[string]api.FunctionDefinition
+	rt       wazero.Runtime
+	wasi     map[string]api.FunctionDefinition
+	memories memoryPool
 }
 
 // NewHost starts a Host.
@@ -68,7 +70,10 @@ func NewHost(ctx context.Context, c HostConfig) (*Host, error) {
 }
 
 // Close releases the runtime and every Program compiled by it.
-func (h *Host) Close(ctx context.Context) { h.rt.Close(ctx) }
+func (h *Host) Close(ctx context.Context) {
+	h.rt.Close(ctx)
+	h.memories.close()
+}
 
 // Program is a module compiled and validated by a Host. It is safe for
 // concurrent use.
@@ -259,7 +264,7 @@ type instance struct {
 func (p *Program) start(ctx context.Context, seed uint64, pages uint32) (*instance, *Error) {
 	clocks := p.clocks
 	in := &instance{
-		mem:    &memoryLimiter{limit: uint64(pages) * pageSize},
+		mem:    &memoryLimiter{limit: uint64(pages) * pageSize, pool: &p.h.memories},
 		clocks: &clocks,
 		stdout: capped{max: CaptureBytes},
 		stderr: capped{max: CaptureBytes},
@@ -389,16 +394,21 @@ type memoryLimiter struct {
 	limit   uint64
 	refused bool
 	buf     []byte
-	mapped  bool // buf is a reservation from reserve, not on the Go heap
+	mapped  bool        // buf is a reservation from reserve, not on the Go heap
+	pool    *memoryPool // where reservations come from and go back to; nil for none
 }
 
 var _ experimental.MemoryAllocator = (*memoryLimiter)(nil)
 var _ experimental.LinearMemory = (*memoryLimiter)(nil)
 
 func (m *memoryLimiter) Allocate(cap, _ uint64) experimental.LinearMemory {
-	// Reserving the whole limit up front means growing never copies and
-	// freeing gives the pages back at once; a module touches only what it
-	// uses. Where that is not possible, the memory is on the Go heap.
+	// Reserving the whole limit up front means growing never copies; a
+	// module touches only what it uses. Where that is not possible, the
+	// memory is on the Go heap.
+	if b := m.pool.get(m.limit); b != nil {
+		m.buf, m.mapped = b[:0], true
+		return m
+	}
 	if b, ok := reserve(m.limit); ok {
 		m.buf, m.mapped = b[:0], true
 		return m
@@ -423,10 +433,86 @@ func (m *memoryLimiter) Reallocate(size uint64) []byte {
 }
 
 func (m *memoryLimiter) Free() {
-	if m.mapped {
+	if m.mapped && !m.pool.put(m.buf) {
 		release(m.buf[:cap(m.buf)])
 	}
 	m.buf = nil
+}
+
+// A memoryPool keeps the reservations of closed instances for the next
+// instances with the same limit, zeroed: a fresh reservation costs a page
+// fault for every page an instance touches, zeroing one a pass over the
+// memory the last instance had. Nothing of an instance outlives it: a
+// reservation goes back only once every byte its instance could reach is
+// zero.
+type memoryPool struct {
+	mu   sync.Mutex
+	free map[uint64][][]byte // by limit; len 0, cap the limit
+}
+
+const (
+	// maxPooled caps the reservations kept per limit: a worker runs one
+	// instance at a time.
+	maxPooled = 2
+	// maxPooledUsed is the largest memory whose reservation is zeroed and
+	// kept; a larger one goes back to the system, which is cheaper, and
+	// does not stay resident while the Host waits.
+	maxPooledUsed = 16 << 20
+)
+
+// get returns a kept reservation of limit bytes, or nil.
+func (p *memoryPool) get(limit uint64) []byte {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	free := p.free[limit]
+	if len(free) == 0 {
+		return nil
+	}
+	b := free[len(free)-1]
+	p.free[limit] = free[:len(free)-1]
+	return b
+}
+
+// put zeroes what an instance could reach of the reservation b, its
+// memory b[:len(b)], and keeps it, unless there is no room or it is too
+// large to be worth zeroing. It reports whether it kept b.
+func (p *memoryPool) put(b []byte) bool {
+	if p == nil || len(b) > maxPooledUsed {
+		return false
+	}
+	limit := uint64(cap(b))
+	p.mu.Lock()
+	full := len(p.free[limit]) >= maxPooled
+	p.mu.Unlock()
+	if full {
+		return false
+	}
+	clear(b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free[limit]) >= maxPooled {
+		return false
+	}
+	if p.free == nil {
+		p.free = map[uint64][][]byte{}
+	}
+	p.free[limit] = append(p.free[limit], b[:0])
+	return true
+}
+
+// close releases the kept reservations.
+func (p *memoryPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, free := range p.free {
+		for _, b := range free {
+			release(b[:cap(b)])
+		}
+	}
+	p.free = nil
 }
 
 // clocks are an instance's fake clocks, as wazero's own: each reading is a
