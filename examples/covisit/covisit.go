@@ -196,7 +196,7 @@ func learn(ids []string, histories [][]uint32) *model {
 	// co[b] > 0, so that resetting costs what counting did.
 	co := make([]uint32, len(ids))
 	var touched []uint32
-	var scratch []neighbour
+	var scratch []uint64
 	for a := range ids {
 		for _, u := range watchers[a] {
 			for _, b := range histories[u] {
@@ -213,7 +213,7 @@ func learn(ids []string, histories [][]uint32) *model {
 			}
 			sim := float64(co[b]) / math.Sqrt(float64(len(watchers[a]))*float64(len(watchers[b])))
 			if w := math.Round(sim * maxWeight); w >= 1 {
-				scratch = append(scratch, neighbour{item: b, weight: uint16(w)})
+				scratch = append(scratch, rank(neighbour{item: b, weight: uint16(w)}))
 			}
 			co[b] = 0
 		}
@@ -231,14 +231,46 @@ func learn(ids []string, histories [][]uint32) *model {
 	return m
 }
 
-// nearest returns the MaxNeighbours heaviest of cands, the smaller item
-// first on ties, sorted by item.
-func nearest(cands []neighbour) []neighbour {
-	near := best(slices.Values(cands), MaxNeighbours, func(x, y neighbour) int {
-		return cmp.Or(cmp.Compare(y.weight, x.weight), cmp.Compare(x.item, y.item))
-	})
-	if len(near) == 0 {
+// rank packs a neighbour into a key that orders the heavier first, the
+// smaller item first on ties.
+func rank(n neighbour) uint64 { return uint64(maxWeight-n.weight)<<32 | uint64(n.item) }
+
+// nearest returns the MaxNeighbours heaviest of the ranked candidates, the
+// smaller item first on ties, sorted by item. It keeps the best in a heap
+// with the last of them on top, so that most candidates cost a comparison.
+func nearest(ranked []uint64) []neighbour {
+	h := make([]uint64, 0, min(len(ranked), MaxNeighbours))
+	for _, r := range ranked {
+		switch {
+		case len(h) < MaxNeighbours:
+			h = append(h, r)
+			for i := len(h) - 1; i > 0 && h[(i-1)/2] < h[i]; i = (i - 1) / 2 {
+				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+			}
+		case r < h[0]:
+			h[0] = r
+			for i := 0; ; {
+				last, l := i, 2*i+1
+				if l < len(h) && h[last] < h[l] {
+					last = l
+				}
+				if l+1 < len(h) && h[last] < h[l+1] {
+					last = l + 1
+				}
+				if last == i {
+					break
+				}
+				h[i], h[last] = h[last], h[i]
+				i = last
+			}
+		}
+	}
+	if len(h) == 0 {
 		return nil
+	}
+	near := make([]neighbour, len(h))
+	for i, r := range h {
+		near[i] = neighbour{item: uint32(r), weight: uint16(maxWeight - r>>32)}
 	}
 	slices.SortFunc(near, func(x, y neighbour) int { return cmp.Compare(x.item, y.item) })
 	return near
