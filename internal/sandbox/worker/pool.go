@@ -60,8 +60,11 @@ type Config struct {
 const (
 	// startTimeout bounds a worker's start, until it answers hello.
 	startTimeout = 30 * time.Second
-	// loadTimeout bounds compiling a module in a worker; a 3.5 MB module
-	// takes about a second (BenchmarkLoad).
+	// loadTimeout bounds loading a module in a worker: compiling it,
+	// running its _initialize and compiling it pre-initialized. A 3.5 MB
+	// module takes about two seconds, 0.1 s from the cache directory
+	// (BenchmarkLoad in internal/sandbox). A module whose _initialize never
+	// returns is stopped here; Check refuses such a module at admission.
 	loadTimeout = 2 * time.Minute
 	// maxVerified caps the verified modules a Pool keeps a copy of.
 	maxVerified = 16
@@ -389,7 +392,7 @@ func (r *Pool) runOn(ctx context.Context, p *proc, digest [32]byte, v *verified,
 func (r *Pool) load(ctx context.Context, p *proc, digest [32]byte, v *verified) *sandbox.Error {
 	m, err := p.exchange(ctx, loadTimeout, &loadMsg{digest, v.wasm}, 2*sandbox.CaptureBytes+maxText+64, 0)
 	if err != nil {
-		return r.failure(ctx, p, err, fmt.Sprintf("compiling the module took longer than %v", loadTimeout))
+		return r.failure(ctx, p, err, fmt.Sprintf("loading the module took longer than %v", loadTimeout))
 	}
 	res, ok := m.(*resultMsg)
 	if !ok {
