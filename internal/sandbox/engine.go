@@ -157,9 +157,14 @@ func (p *Program) preinitialize(ctx context.Context, l *preinitLayout) {
 	}
 	s := snapshot{globals: map[int]uint64{}}
 	for i, g := range l.globals {
-		if g.mutable {
-			s.globals[i] = in.mod.ExportedGlobal(globalPrefix + strconv.Itoa(i)).Get()
+		if !g.mutable {
+			continue
 		}
+		exported := in.mod.ExportedGlobal(globalPrefix + strconv.Itoa(i))
+		if exported == nil {
+			return
+		}
+		s.globals[i] = exported.Get()
 	}
 	mem := in.mod.Memory()
 	s.memory, _ = mem.Read(0, mem.Size())

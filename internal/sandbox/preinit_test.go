@@ -104,3 +104,21 @@ func TestDataSegments(t *testing.T) {
 		t.Errorf("segments rebuild another memory (err %v)", r.err)
 	}
 }
+
+// FuzzScanPreinit checks that reading and rewriting any bytes never
+// panics: scanPreinit sees a module before wazero has validated it.
+func FuzzScanPreinit(f *testing.F) {
+	f.Add(okModule().bytes())
+	withGlobal := append(okModule().bytes(), wasmSection(sectionGlobal, wasmVec([]byte{typeI32, 1, 0x41, 5, 0x0b}))...)
+	f.Add(withGlobal)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, err := scanPreinit(b)
+		if err != nil {
+			return
+		}
+		l.probe()
+		mem := make([]byte, pageSize)
+		mem[7] = 1
+		l.rewrite(snapshot{globals: map[int]uint64{0: 1}, memory: mem}, 1)
+	})
+}
