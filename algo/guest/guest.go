@@ -31,7 +31,9 @@
 //   - Inputs reach the Algorithm only after validation: the ABI version is
 //     1, the seed is a decimal uint64, k is in 1..MaxK, and the JSON is one
 //     well-formed value with nothing after it. Numbers in records decode as
-//     json.Number, so ids keep their digits.
+//     json.Number, so ids keep their digits. Inputs of the shape a
+//     custodian sends are decoded without reflection, others by
+//     encoding/json; both give the same result (FuzzFastDecode).
 //   - Outputs leave only in the ABI's shape: a recommendation is encoded as
 //     {"items":[...]} with at most k ids and no duplicate; an algorithm that
 //     returns more, or a duplicate, fails the call rather than being
@@ -132,9 +134,12 @@ func Register(a Algorithm) {
 
 // DecodeTrainInput decodes and validates the input of custos_train.
 func DecodeTrainInput(b []byte) (TrainInput, error) {
-	var in TrainInput
-	if err := decode(b, &in); err != nil {
-		return TrainInput{}, fmt.Errorf("couldn't decode train input: %w", err)
+	in, ok := fastTrain(b)
+	if !ok {
+		in = TrainInput{}
+		if err := decode(b, &in); err != nil {
+			return TrainInput{}, fmt.Errorf("couldn't decode train input: %w", err)
+		}
 	}
 	if err := checkHeader(in.ABI, in.Seed); err != nil {
 		return TrainInput{}, fmt.Errorf("invalid train input: %w", err)
@@ -144,9 +149,12 @@ func DecodeTrainInput(b []byte) (TrainInput, error) {
 
 // DecodeRecommendInput decodes and validates the input of custos_recommend.
 func DecodeRecommendInput(b []byte) (RecommendInput, error) {
-	var in RecommendInput
-	if err := decode(b, &in); err != nil {
-		return RecommendInput{}, fmt.Errorf("couldn't decode recommend input: %w", err)
+	in, ok := fastRecommend(b)
+	if !ok {
+		in = RecommendInput{}
+		if err := decode(b, &in); err != nil {
+			return RecommendInput{}, fmt.Errorf("couldn't decode recommend input: %w", err)
+		}
 	}
 	if err := checkHeader(in.ABI, in.Seed); err != nil {
 		return RecommendInput{}, fmt.Errorf("invalid recommend input: %w", err)

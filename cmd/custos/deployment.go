@@ -20,6 +20,7 @@ import (
 	"github.com/custos/custos/internal/policy"
 	"github.com/custos/custos/internal/registry"
 	"github.com/custos/custos/internal/sandbox"
+	"github.com/custos/custos/internal/sandbox/worker"
 	"github.com/custos/custos/internal/schema"
 	"github.com/custos/custos/internal/store/postgres"
 	"github.com/custos/custos/internal/store/sqlite"
@@ -41,7 +42,7 @@ type deployment struct {
 	shredder *shredder
 	// sandbox runs the approved algorithms; nil when the deployment admits
 	// none.
-	sandbox *sandbox.Runner
+	sandbox *worker.Pool
 	// witnesses collect the witnesses' cosignatures of the log's
 	// checkpoints once started; serve starts them.
 	witnesses *witnessing
@@ -128,7 +129,7 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		return nil, err
 	}
 	if cfg.Algorithms.Enabled() {
-		d.sandbox, err = sandbox.New(sandbox.Config{
+		d.sandbox, err = worker.New(worker.Config{
 			Workers:  cfg.Algorithms.Workers,
 			CacheDir: cfg.Path(filepath.Join(cfg.Algorithms.Dir+".cache", "wazero")),
 			Logger:   log,
@@ -138,7 +139,7 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		}
 	}
 	d.shredder = newShredder(cfg, d.store, d.keyring, d.log, log)
-	var runner custody.Sandbox // a nil *sandbox.Runner would not be a nil Sandbox
+	var runner custody.Sandbox // a nil *worker.Pool would not be a nil Sandbox
 	if d.sandbox != nil {
 		runner = d.sandbox
 	}

@@ -14,7 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/custos/custos/internal/sandbox"
+	"github.com/custos/custos/internal/sandbox/worker"
 	"k8s.io/klog/v2"
 )
 
@@ -53,7 +53,7 @@ type env struct {
 }
 
 func main() {
-	sandbox.MaybeWorker()
+	worker.MaybeRun()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(Main(ctx, os.Args[1:], os.Stdout, os.Stderr))

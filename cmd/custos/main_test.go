@@ -19,7 +19,7 @@ import (
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/auditlog"
-	"github.com/custos/custos/internal/sandbox"
+	"github.com/custos/custos/internal/sandbox/worker"
 	"github.com/custos/custos/internal/verifier"
 	"github.com/rogpeppe/go-internal/testscript"
 	fnote "github.com/transparency-dev/formats/note"
@@ -30,7 +30,7 @@ import (
 // binary, started under that name, runs Main.
 func TestMain(m *testing.M) {
 	// The server's sandbox starts its workers from this binary.
-	sandbox.MaybeWorker()
+	worker.MaybeRun()
 	testscript.Main(m, map[string]func(){
 		"custos": func() {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

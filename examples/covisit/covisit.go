@@ -12,7 +12,9 @@
 // Recommend scores each video the subject has not watched by its summed
 // similarity to the videos the subject watched, best first, and fills what
 // k leaves with the videos most users watched, so that a subject without
-// history gets the popular ones. Ties go to the smaller id, bytewise.
+// history gets the popular ones. Ties go to the smaller id, bytewise. It
+// reads the model where it lies, without decoding it: its work grows with
+// the subject's history and k, not with the catalogue.
 //
 // The package guarantees that:
 //
@@ -23,9 +25,11 @@
 //     point arithmetic.
 //   - Recommend returns at most k distinct catalogue ids, none of which the
 //     subject has watched.
-//   - Decoding a model does work and allocation bounded by its length,
-//     never panics, and accepts only the encoding Train produces: each
-//     model has exactly one encoding.
+//   - Each model has exactly one encoding. Recommend checks a model's
+//     layout in constant time and each part it reads before it uses it:
+//     whatever the bytes, it returns an error or at most k distinct ids
+//     taken from them, never panics, and does work bounded by the model's
+//     length. It does not check the parts it does not read.
 //
 // Only catalogue videos are learnt from and recommended: a watch of a video
 // missing from the catalogue (say, one taken down) is ignored. A user with
@@ -41,7 +45,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"maps"
 	"math"
 	"slices"
 
@@ -89,7 +92,7 @@ func (Algorithm) Recommend(b []byte, in guest.RecommendInput) ([]string, error) 
 	if in.K < 1 || in.K > guest.MaxK {
 		return nil, fmt.Errorf("k is %d, not in 1..%d", in.K, guest.MaxK)
 	}
-	m, err := decodeModel(b)
+	m, err := openModel(b)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +106,7 @@ func (Algorithm) Recommend(b []byte, in guest.RecommendInput) ([]string, error) 
 			seen = append(seen, video)
 		}
 	}
-	return m.recommend(seen, in.K), nil
+	return m.recommend(seen, in.K)
 }
 
 // catalogue returns the distinct ids of the videos records, sorted.
@@ -174,16 +177,16 @@ func field(r guest.Record, name string) (string, bool, error) {
 // learn builds the model of the catalogue ids from the users' histories.
 func learn(ids []string, histories [][]uint32) *model {
 	m := &model{
-		ids:   ids,
-		count: make([]uint64, len(ids)),
-		near:  make([][]neighbour, len(ids)),
+		ids:  ids,
+		near: make([][]neighbour, len(ids)),
 	}
-	// watchers[a] lists the users, as indices into histories, who count
-	// towards a's similarities; n(a) is its length.
+	// count[a] counts a's users; watchers[a] lists the users, as indices
+	// into histories, who count towards a's similarities, n(a) of them.
+	count := make([]uint64, len(ids))
 	watchers := make([][]uint32, len(ids))
 	for u, h := range histories {
 		for _, v := range h {
-			m.count[v]++
+			count[v]++
 			if len(h) <= MaxUserVideos {
 				watchers[v] = append(watchers[v], uint32(u))
 			}
@@ -193,7 +196,7 @@ func learn(ids []string, histories [][]uint32) *model {
 	// co[b] > 0, so that resetting costs what counting did.
 	co := make([]uint32, len(ids))
 	var touched []uint32
-	var scratch []neighbour
+	var scratch []uint64
 	for a := range ids {
 		for _, u := range watchers[a] {
 			for _, b := range histories[u] {
@@ -210,7 +213,7 @@ func learn(ids []string, histories [][]uint32) *model {
 			}
 			sim := float64(co[b]) / math.Sqrt(float64(len(watchers[a]))*float64(len(watchers[b])))
 			if w := math.Round(sim * maxWeight); w >= 1 {
-				scratch = append(scratch, neighbour{item: b, weight: uint16(w)})
+				scratch = append(scratch, rank(neighbour{item: b, weight: uint16(w)}))
 			}
 			co[b] = 0
 		}
@@ -218,61 +221,213 @@ func learn(ids []string, histories [][]uint32) *model {
 		touched = touched[:0]
 		m.near[a] = nearest(scratch)
 	}
+	m.popular = make([]uint32, len(ids))
+	for i := range m.popular {
+		m.popular[i] = uint32(i)
+	}
+	slices.SortFunc(m.popular, func(x, y uint32) int {
+		return cmp.Or(cmp.Compare(count[y], count[x]), cmp.Compare(x, y))
+	})
 	return m
 }
 
-// nearest returns the MaxNeighbours heaviest of cands, the smaller item
-// first on ties, sorted by item.
-func nearest(cands []neighbour) []neighbour {
-	near := best(slices.Values(cands), MaxNeighbours, func(x, y neighbour) int {
-		return cmp.Or(cmp.Compare(y.weight, x.weight), cmp.Compare(x.item, y.item))
-	})
-	if len(near) == 0 {
+// rank packs a neighbour into a key that orders the heavier first, the
+// smaller item first on ties.
+func rank(n neighbour) uint64 { return uint64(maxWeight-n.weight)<<32 | uint64(n.item) }
+
+// nearest returns the MaxNeighbours heaviest of the ranked candidates, the
+// smaller item first on ties, sorted by item. It keeps the best in a heap
+// with the last of them on top, so that most candidates cost a comparison.
+func nearest(ranked []uint64) []neighbour {
+	h := make([]uint64, 0, min(len(ranked), MaxNeighbours))
+	for _, r := range ranked {
+		switch {
+		case len(h) < MaxNeighbours:
+			h = append(h, r)
+			for i := len(h) - 1; i > 0 && h[(i-1)/2] < h[i]; i = (i - 1) / 2 {
+				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+			}
+		case r < h[0]:
+			h[0] = r
+			for i := 0; ; {
+				last, l := i, 2*i+1
+				if l < len(h) && h[last] < h[l] {
+					last = l
+				}
+				if l+1 < len(h) && h[last] < h[l+1] {
+					last = l + 1
+				}
+				if last == i {
+					break
+				}
+				h[i], h[last] = h[last], h[i]
+				i = last
+			}
+		}
+	}
+	if len(h) == 0 {
 		return nil
+	}
+	near := make([]neighbour, len(h))
+	for i, r := range h {
+		near[i] = neighbour{item: uint32(r), weight: uint16(maxWeight - r>>32)}
 	}
 	slices.SortFunc(near, func(x, y neighbour) int { return cmp.Compare(x.item, y.item) })
 	return near
 }
 
+// A scored item is an item and its summed similarity to what was watched.
+type scored struct {
+	item  uint32
+	score uint64
+}
+
 // recommend returns at most k catalogue ids, none in watched, best first.
-func (m *model) recommend(watched []string, k int) []string {
-	seen := make(map[uint32]bool, len(watched))
-	for _, id := range watched {
-		if i, ok := slices.BinarySearch(m.ids, id); ok {
-			seen[uint32(i)] = true
-		}
+func (v *view) recommend(watched []string, k int) ([]string, error) {
+	seen, err := v.indices(watched)
+	if err != nil {
+		return nil, err
 	}
-	// Scores are sums of integers, so the order of the sum is irrelevant.
-	score := make(map[uint32]uint64)
-	for a := range seen {
-		for _, n := range m.near[a] {
-			if !seen[n.item] {
-				score[n.item] += uint64(n.weight)
+	// The neighbours of the watched items, their weights summed by item:
+	// scores are sums of integers, so the order of the sum is irrelevant.
+	scores := newTally(len(seen.items) * MaxNeighbours)
+	for _, a := range seen.items {
+		err := v.neighbours(a, func(nb neighbour) {
+			if !seen.has(nb.item) {
+				scores.add(nb.item, uint64(nb.weight))
 			}
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	// Indices follow the sorted ids, so the smaller index is the smaller id.
-	top := best(maps.Keys(score), k, func(x, y uint32) int {
-		return cmp.Or(cmp.Compare(score[y], score[x]), cmp.Compare(x, y))
+	top := best(scores.all(), k, func(x, y scored) int {
+		return cmp.Or(cmp.Compare(y.score, x.score), cmp.Compare(x.item, y.item))
 	})
-	if len(top) < k {
-		// Every scored item is in top already.
-		unscored := func(yield func(uint32) bool) {
-			for i := range uint32(len(m.ids)) {
-				if !seen[i] && score[i] == 0 && !yield(i) {
-					return
-				}
+	out := &picked{v: v, watched: slices.Sorted(slices.Values(watched)), items: make([]string, 0, k)}
+	for _, t := range top {
+		if err := out.add(t.item); err != nil {
+			return nil, err
+		}
+	}
+	err = v.fill(out, k, func(i uint32) bool { return scores.has(i) || seen.has(i) })
+	return out.items, err
+}
+
+// A tally sums scores by item, in a hash table of open addressing: its
+// cost follows the items it holds, not the catalogue.
+type tally struct {
+	items []uint32 // in the order added
+	slots []uint32 // 1 + an index into items, or 0 for a free slot
+	sums  []uint64 // by index into items
+}
+
+// newTally returns a tally with room for n items without growing.
+func newTally(n int) *tally {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	return &tally{slots: make([]uint32, size)}
+}
+
+// slot returns the slot of item, or the free slot where it would go.
+func (t *tally) slot(item uint32) int {
+	mask := len(t.slots) - 1
+	i := int(item*0x9e3779b1) & mask
+	for t.slots[i] != 0 && t.items[t.slots[i]-1] != item {
+		i = (i + 1) & mask
+	}
+	return i
+}
+
+func (t *tally) has(item uint32) bool { return t.slots[t.slot(item)] != 0 }
+
+// add adds w to item's sum.
+func (t *tally) add(item uint32, w uint64) {
+	i := t.slot(item)
+	if t.slots[i] == 0 {
+		if 2*(len(t.items)+1) > len(t.slots) {
+			t.grow()
+			i = t.slot(item)
+		}
+		t.items = append(t.items, item)
+		t.sums = append(t.sums, 0)
+		t.slots[i] = uint32(len(t.items))
+	}
+	t.sums[t.slots[i]-1] += w
+}
+
+func (t *tally) grow() {
+	t.slots = make([]uint32, 2*len(t.slots))
+	for j, item := range t.items {
+		t.slots[t.slot(item)] = uint32(j + 1)
+	}
+}
+
+// all yields the items and their sums, in the order added.
+func (t *tally) all() iter.Seq[scored] {
+	return func(yield func(scored) bool) {
+		for j, item := range t.items {
+			if !yield(scored{item, t.sums[j]}) {
+				return
 			}
 		}
-		top = append(top, best(unscored, k-len(top), func(x, y uint32) int {
-			return cmp.Or(cmp.Compare(m.count[y], m.count[x]), cmp.Compare(x, y))
-		})...)
 	}
-	items := make([]string, len(top))
-	for i, b := range top {
-		items[i] = m.ids[b]
+}
+
+// indices returns the indices of the catalogue ids among watched, each
+// once, in the order first watched.
+func (v *view) indices(watched []string) (*tally, error) {
+	seen := newTally(len(watched))
+	for _, id := range watched {
+		i, ok, err := v.find(id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			seen.add(i, 0)
+		}
 	}
-	return items
+	return seen, nil
+}
+
+// fill adds the most popular items that skip does not skip, until out has
+// k items.
+func (v *view) fill(out *picked, k int, skip func(uint32) bool) error {
+	for j := uint32(0); j < v.n && len(out.items) < k; j++ {
+		p, err := v.popularAt(j)
+		if err == nil && !skip(p) {
+			err = out.add(p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// picked is a recommendation being made.
+type picked struct {
+	v       *view
+	watched []string // sorted
+	items   []string
+}
+
+// add adds the id of item i unless it was watched or picked already: in a
+// model from Train ids are distinct and popular is a permutation, but the
+// view checks only what it reads.
+func (p *picked) add(i uint32) error {
+	b, err := p.v.id(i)
+	if err != nil {
+		return err
+	}
+	id := string(b)
+	if _, watched := slices.BinarySearch(p.watched, id); !watched && !slices.Contains(p.items, id) {
+		p.items = append(p.items, id)
+	}
+	return nil
 }
 
 // best returns the k first values of seq by order, a total order, in that

@@ -261,12 +261,13 @@ func TestMalformedModel(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"nil":           nil,
 		"version 0":     {0},
-		"version 2":     append([]byte{2}, model[1:]...),
-		"no items":      {1},
+		"version 1":     append([]byte{1}, model[1:]...),
+		"version 3":     append([]byte{3}, model[1:]...),
+		"no items":      {2},
 		"truncated":     model[:len(model)-1],
 		"trailing byte": append(slices.Clone(model), 0),
 		"garbage":       garbage,
-		"huge count":    {1, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"huge count":    append([]byte{2, 0xff, 0xff, 0xff, 0xff}, model[5:]...),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := (covisit.Algorithm{}).Recommend(b, w.request("tk_user00001", 3)); err == nil {

@@ -30,8 +30,9 @@ func TestModelRoundTrip(t *testing.T) {
 	if want := (neighbour{item: 1, weight: 53509}); m.near[0][0] != want {
 		t.Errorf("a's first neighbour is %+v, want %+v", m.near[0][0], want)
 	}
-	if len(m.near[3]) != 0 || m.count[3] != 0 {
-		t.Errorf("d, watched by nobody, has %d watchers and neighbours %v", m.count[3], m.near[3])
+	// b has 3 users; a, c and é 2; d, watched by nobody, none.
+	if want := []uint32{1, 0, 2, 4, 3}; !slices.Equal(m.popular, want) || len(m.near[3]) != 0 {
+		t.Errorf("popular %v, want %v; d's neighbours %v", m.popular, want, m.near[3])
 	}
 }
 
@@ -67,51 +68,63 @@ func TestHeavyUser(t *testing.T) {
 		all[i] = uint32(i)
 	}
 	m := learn(ids, [][]uint32{all, {1, 2}})
-	if m.count[0] != 1 || m.count[1] != 2 {
-		t.Errorf("counts %d, %d; want 1, 2", m.count[0], m.count[1])
+	if !slices.Equal(m.popular[:3], []uint32{1, 2, 0}) {
+		t.Errorf("most popular %v, want [1 2 0]", m.popular[:3])
 	}
 	if len(m.near[0]) != 0 || len(m.near[1]) != 1 || m.near[1][0] != (neighbour{item: 2, weight: maxWeight}) {
 		t.Errorf("neighbours of 0: %v, of 1: %v", m.near[0], m.near[1])
 	}
 }
 
+// encoded encodes a model from its parts, without the checks of learn.
+func encoded(ids []string, near [][]neighbour, popular []uint32) []byte {
+	return (&model{ids: ids, near: near, popular: popular}).encode()
+}
+
 // Each case breaks one rule of the encoding that encode never breaks.
 func TestDecodeModelStrict(t *testing.T) {
-	uv := func(vs ...uint64) []byte {
-		var b []byte
-		for _, v := range vs {
-			b = binary.AppendUvarint(b, v)
-		}
-		return b
-	}
-	item := func(id string, count uint64, near ...uint64) []byte {
-		b := append(uv(uint64(len(id))), id...)
-		return append(b, uv(append([]uint64{count, uint64(len(near) / 2)}, near...)...)...)
-	}
-	model := func(items ...[]byte) []byte {
-		return slices.Concat(append([][]byte{{modelVersion}, uv(uint64(len(items)))}, items...)...)
-	}
-	valid := model(item("a", 2, 1, 9), item("b", 1, 0, 9))
+	ab := []string{"a", "b"}
+	nb := func(item uint32, weight uint16) []neighbour { return []neighbour{{item, weight}} }
+	valid := encoded(ab, [][]neighbour{nb(1, 9), nb(0, 9)}, []uint32{0, 1})
 	if _, err := decodeModel(valid); err != nil {
 		t.Fatalf("valid model: %v", err)
 	}
-	manyNear := []uint64{}
-	for range MaxNeighbours + 1 {
-		manyNear = append(manyNear, 0, 1)
+	many := make([]neighbour, MaxNeighbours+1)
+	for i := range many {
+		many[i] = neighbour{uint32(i + 1), 1}
 	}
+	manyIDs := make([]string, MaxNeighbours+2)
+	for i := range manyIDs {
+		manyIDs[i] = fmt.Sprintf("%03d", i)
+	}
+	popular := func(n int) []uint32 {
+		p := make([]uint32, n)
+		for i := range p {
+			p[i] = uint32(i)
+		}
+		return p
+	}
+	// Tables whose ends go backwards: the second id ends before the first.
+	backwards := slices.Clone(valid)
+	binary.LittleEndian.PutUint32(backwards[headerBytes:], 2)
+	binary.LittleEndian.PutUint32(backwards[headerBytes+4:], 1)
 	for name, b := range map[string][]byte{
-		"ids not ascending":   model(item("b", 1), item("a", 1)),
-		"ids repeated":        model(item("a", 1), item("a", 1)),
-		"id not UTF-8":        model(item("\xff", 1)),
-		"own neighbour":       model(item("a", 1, 0, 9), item("b", 1)),
-		"neighbour too far":   model(item("a", 1, 2, 9), item("b", 1)),
-		"neighbour after end": model(item("a", 1, 1, 9, 0, 9), item("b", 1)),
-		"zero weight":         model(item("a", 1, 1, 0), item("b", 1)),
-		"weight too large":    model(item("a", 1, 1, maxWeight+1), item("b", 1)),
-		"too many neighbours": model(append([][]byte{item("a", 1, manyNear...)}, slices.Repeat([][]byte{item("b", 1)}, 1)...)...),
-		"varint not minimal":  append(model(), 0x80, 0x00)[:1+1+2],
-		"count not minimal":   slices.Concat([]byte{modelVersion}, uv(1, 1), []byte("a"), []byte{0x81, 0x00}, uv(0)),
-		"items beyond data":   slices.Concat([]byte{modelVersion}, uv(1000), item("a", 1)),
+		"ids not ascending":     encoded([]string{"b", "a"}, make([][]neighbour, 2), []uint32{0, 1}),
+		"ids repeated":          encoded([]string{"a", "a"}, make([][]neighbour, 2), []uint32{0, 1}),
+		"id not UTF-8":          encoded([]string{"\xff"}, make([][]neighbour, 1), []uint32{0}),
+		"own neighbour":         encoded(ab, [][]neighbour{nb(0, 9), nil}, []uint32{0, 1}),
+		"neighbour too far":     encoded(ab, [][]neighbour{nb(2, 9), nil}, []uint32{0, 1}),
+		"neighbours descending": encoded([]string{"a", "b", "c"}, [][]neighbour{{{2, 1}, {1, 1}}, nil, nil}, []uint32{0, 1, 2}),
+		"neighbour repeated":    encoded([]string{"a", "b"}, [][]neighbour{{{1, 1}, {1, 1}}, nil}, []uint32{0, 1}),
+		"zero weight":           encoded(ab, [][]neighbour{nb(1, 0), nil}, []uint32{0, 1}),
+		"too many neighbours":   encoded(manyIDs, append([][]neighbour{many}, make([][]neighbour, len(manyIDs)-1)...), popular(len(manyIDs))),
+		"popular repeated":      encoded(ab, make([][]neighbour, 2), []uint32{0, 0}),
+		"popular out of range":  encoded(ab, make([][]neighbour, 2), []uint32{0, 2}),
+		"ends backwards":        backwards,
+		"version 1":             append([]byte{1}, valid[1:]...),
+		"length over":           append(slices.Clone(valid), 0),
+		"length under":          valid[:len(valid)-1],
+		"items beyond data":     slices.Concat(valid[:1], []byte{0xff, 0xff, 0xff, 0xff}, valid[5:]),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decodeModel(b); !errors.Is(err, errMalformed) {
@@ -121,12 +134,11 @@ func TestDecodeModelStrict(t *testing.T) {
 	}
 }
 
-// FuzzDecodeModel checks that decoding never panics, that every model has
-// exactly one encoding, and that a decoded model is safe to recommend from.
+// FuzzDecodeModel checks that decoding never panics and that every model
+// has exactly one encoding.
 func FuzzDecodeModel(f *testing.F) {
 	f.Add(small().encode())
-	f.Add([]byte{modelVersion, 0})
-	f.Add([]byte{modelVersion, 2, 1, 'a', 3, 1, 1, 7, 1, 'b', 0, 1, 0, 7})
+	f.Add(encoded(nil, nil, nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeModel(b)
 		if err != nil {
@@ -135,15 +147,46 @@ func FuzzDecodeModel(f *testing.F) {
 		if !bytes.Equal(m.encode(), b) {
 			t.Fatalf("%x decodes but encodes as %x", b, m.encode())
 		}
-		watched := slices.Clone(m.ids[:len(m.ids)/2])
-		items := m.recommend(watched, 5)
-		if len(items) > 5 {
-			t.Fatalf("%d items for k = 5", len(items))
+	})
+}
+
+// FuzzRecommend checks that recommending from any bytes, read in place,
+// never panics and returns at most k distinct ids, none watched; from a
+// model that decodes, only its ids.
+func FuzzRecommend(f *testing.F) {
+	f.Add(small().encode(), 5)
+	f.Add(encoded([]string{"a", "b"}, [][]neighbour{{{1, 1}}, {{0, 1}}}, []uint32{1, 1}), 3)
+	f.Fuzz(func(t *testing.T, b []byte, k int) {
+		k = 1 + abs(k)%10
+		v, err := openModel(b)
+		if err != nil {
+			return
 		}
+		var watched []string
+		if v.n > 0 {
+			if id, err := v.id(0); err == nil {
+				watched = append(watched, string(id))
+			}
+		}
+		items, err := v.recommend(watched, k)
+		if err != nil {
+			return
+		}
+		if len(items) > k {
+			t.Fatalf("%d items for k = %d", len(items), k)
+		}
+		m, decodeErr := decodeModel(b)
 		for i, it := range items {
-			if slices.Contains(watched, it) || slices.Contains(items[:i], it) || !slices.Contains(m.ids, it) {
+			if slices.Contains(watched, it) || slices.Contains(items[:i], it) || decodeErr == nil && !slices.Contains(m.ids, it) {
 				t.Fatalf("recommended %q: watched, repeated or unknown", it)
 			}
 		}
 	})
+}
+
+func abs(k int) int {
+	if k < 0 {
+		return -(k + 1)
+	}
+	return k
 }

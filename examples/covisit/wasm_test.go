@@ -141,17 +141,47 @@ func TestWasmInterface(t *testing.T) {
 	}
 }
 
+// sandboxed returns the module compiled by the sandbox, which
+// pre-initializes it.
+func sandboxed(t *testing.T) *sandbox.Program {
+	t.Helper()
+	ctx := context.Background()
+	h, err := sandbox.NewHost(ctx, sandbox.HostConfig{Cache: compiled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(ctx) })
+	p, err := h.Compile(ctx, algotest.Build(t, wasmPkg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestWasmMatchesNative runs the module on the synthetic world and checks
 // that it learns the same model and recommends the same items, in the same
-// order, as the same code compiled natively.
+// order, as the same code compiled natively; and the same again when the
+// sandbox runs it, pre-initialized.
 func TestWasmMatchesNative(t *testing.T) {
 	h := newHost(t, algotest.Build(t, wasmPkg))
 	w := synthetic(300, 30, 200, 1)
 	trainIn := mustJSON(t, w.train)
+	pre := sandboxed(t)
+	run := func(c sandbox.Call) []byte {
+		t.Helper()
+		out := pre.Run(context.Background(), c)
+		if out.Err != nil {
+			t.Fatalf("%v; stderr: %s", out.Err, out.Err.Stderr)
+		}
+		return out.Output
+	}
 
 	model, err := h.call(t, 42, "custos_train", trainIn)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if again := run(sandbox.Call{Entry: sandbox.Train, Input: trainIn, Seed: 42}); !bytes.Equal(again, model) {
+		t.Fatal("the sandbox's model differs from the module's")
 	}
 	in, err := guest.DecodeTrainInput(trainIn)
 	if err != nil {
@@ -167,6 +197,9 @@ func TestWasmMatchesNative(t *testing.T) {
 		out, err := h.call(t, 42, "custos_recommend", model, b)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if again := run(sandbox.Call{Entry: sandbox.Recommend, Model: model, Input: b, Seed: 42}); !bytes.Equal(again, out) {
+			t.Errorf("%s: the sandbox recommends %s, the module %s", req.Subject, again, out)
 		}
 		var got guest.RecommendOutput
 		if err := json.Unmarshal(out, &got); err != nil {

@@ -3,35 +3,13 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"flag"
+	"os"
 	"strings"
 	"testing"
 )
 
 // A few hand-assembled modules, to check what Go guests cannot show.
-
-func uleb(n uint64) []byte {
-	var b []byte
-	for {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if n == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func sleb(n int64) []byte {
-	var b []byte
-	for {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if (n == 0 && c&0x40 == 0) || (n == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
 
 func wasmName(s string) []byte { return append(uleb(uint64(len(s))), s...) }
 
@@ -41,10 +19,6 @@ func wasmVec(items ...[]byte) []byte {
 
 func wasmSection(id byte, body []byte) []byte {
 	return append(append([]byte{id}, uleb(uint64(len(body)))...), body...)
-}
-
-func appendCustomSection(wasm []byte, name string, payload []byte) []byte {
-	return append(bytes.Clone(wasm), wasmSection(0, append(wasmName(name), payload...))...)
 }
 
 // Function types of abiModule, by index.
@@ -208,14 +182,38 @@ func TestCheckStopsSpinningInitialize(t *testing.T) {
 // TestRunHandAssembled runs a module that is not Go, so that the calling
 // sequence is seen without a Go runtime in between.
 func TestRunHandAssembled(t *testing.T) {
-	m := NewModule(okModule().bytes())
-	r := runner(t)
-	out, err := r.Train(context.Background(), m, []byte("hello"), 0, Limits{})
-	if err != nil || string(out) != "hello" {
-		t.Fatalf("train = %q, %v", out, err)
+	wasm := okModule().bytes()
+	out := run(t, wasm, Call{Entry: Train, Input: []byte("hello")})
+	if out.Err != nil || string(out.Output) != "hello" {
+		t.Fatalf("train = %q, %v", out.Output, out.Err)
 	}
-	_, err = r.Recommend(context.Background(), m, []byte("m"), []byte("i"), 0, Limits{})
-	wantCode(t, err, CodeTrap)
+	out = run(t, wasm, Call{Entry: Recommend, Model: []byte("m"), Input: []byte("i")})
+	wantCode(t, out.Err, CodeTrap)
+	out = run(t, wasm, Call{Entry: Train, Model: []byte("m"), Input: []byte("i")})
+	wantCode(t, out.Err, CodeUnavailable)
+}
+
+// update rewrites testdata/tiny.wasm.
+var update = flag.Bool("update", false, "rewrite testdata/tiny.wasm")
+
+// TestTinyModule keeps testdata/tiny.wasm, the smallest module that
+// follows the ABI, the one okModule assembles: the worker's tests and
+// benchmarks run it where this package's test helpers are out of reach.
+func TestTinyModule(t *testing.T) {
+	const path = "testdata/tiny.wasm"
+	wasm := okModule().bytes()
+	if *update {
+		if err := os.WriteFile(path, wasm, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, wasm) {
+		t.Errorf("%s differs from what okModule assembles; rerun with -update", path)
+	}
 }
 
 func TestScanModule(t *testing.T) {

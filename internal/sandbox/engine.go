@@ -8,7 +8,10 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -18,28 +21,32 @@ import (
 )
 
 // The engine: compiling, validating and running a module with wazero, in
-// whatever process calls it. Workers run it without context checks; Check
-// and the benchmarks run it in-process too.
+// whatever process calls it.
 
-// captureBytes caps what is kept of a module's stdout and of its stderr.
-const captureBytes = 64 << 10
+// CaptureBytes caps what is kept of a module's stdout and of its stderr.
+const CaptureBytes = 64 << 10
 
-// hostConfig configures a host.
-type hostConfig struct {
-	// checked compiles with wazero's context checks (WithCloseOnContextDone),
-	// so that a done context stops the module. Runtimes that differ in it
-	// must not share a compilation cache: wazero's cache key ignores it.
-	checked bool
-	cache   wazero.CompilationCache // nil for none
+// HostConfig configures a Host.
+type HostConfig struct {
+	// Checked compiles with wazero's context checks (WithCloseOnContextDone),
+	// so that a done context stops the module. Hosts that differ in it must
+	// not share a compilation cache: wazero's cache key ignores it.
+	Checked bool
+	// Cache keeps compiled code, nil for none. Its contents run as machine
+	// code: only the custodian may write where it keeps them.
+	Cache wazero.CompilationCache
 }
 
-// host is a wazero runtime with WASI.
-type host struct {
-	rt   wazero.Runtime
-	wasi map[string]api.FunctionDefinition
+// Host is a wazero runtime with the WASI functions a module may import. It
+// is safe for concurrent use.
+type Host struct {
+	rt       wazero.Runtime
+	wasi     map[string]api.FunctionDefinition
+	memories memoryPool
 }
 
-func newHost(ctx context.Context, c hostConfig) (*host, error) {
+// NewHost starts a Host.
+func NewHost(ctx context.Context, c HostConfig) (*Host, error) {
 	// The memory limit is not the runtime's (WithMemoryLimitPages): a grow
 	// wazero refuses leaves no trace the host could see, so a module that
 	// then fails could not be told from one that trapped. Each instance's
@@ -48,10 +55,10 @@ func newHost(ctx context.Context, c hostConfig) (*host, error) {
 	cfg := wazero.NewRuntimeConfig().
 		WithCoreFeatures(api.CoreFeaturesV2).
 		WithMemoryLimitPages(maxPages).
-		WithCloseOnContextDone(c.checked).
+		WithCloseOnContextDone(c.Checked).
 		WithDebugInfoEnabled(false)
-	if c.cache != nil {
-		cfg = cfg.WithCompilationCache(c.cache)
+	if c.Cache != nil {
+		cfg = cfg.WithCompilationCache(c.Cache)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
@@ -59,20 +66,50 @@ func newHost(ctx context.Context, c hostConfig) (*host, error) {
 		return nil, err
 	}
 	wasi := rt.Module(wasiModule).ExportedFunctionDefinitions()
-	return &host{rt: rt, wasi: wasi}, nil
+	return &Host{rt: rt, wasi: wasi}, nil
 }
 
-func (h *host) close(ctx context.Context) { h.rt.Close(ctx) }
+// Close releases the runtime and every Program compiled by it.
+func (h *Host) Close(ctx context.Context) {
+	h.rt.Close(ctx)
+	h.memories.close()
+}
 
-// program is a module compiled and validated by a host.
-type program struct {
-	h      *host
+// Program is a module compiled and validated by a Host. It is safe for
+// concurrent use.
+type Program struct {
+	h      *Host
 	cm     wazero.CompiledModule
 	memMin uint32 // pages the module's memory starts with
+	// initialized is set when cm is the module pre-initialized (see
+	// preinit.go): its instances start where _initialize stopped, with the
+	// clocks at clocks.
+	initialized bool
+	clocks      clocks
 }
 
-// compile validates wasm as far as it can without running it and compiles it.
-func (h *host) compile(ctx context.Context, wasm []byte) (*program, *Error) {
+// Compile validates wasm as an algorithm module, as far as it can without
+// running it, and compiles it. It returns nil or an *Error. It does not
+// check wasm against a digest: that is the caller's to do.
+//
+// If the module exports _initialize, Compile also pre-initializes it: it
+// runs _initialize once, with seed 0, and compiles a second module that
+// starts in the state _initialize left, so that entry calls skip it (see
+// preinit.go). What _initialize writes to stdout and stderr then goes
+// nowhere. On a Host without context checks an _initialize that never
+// returns holds Compile until the process is killed; Check refuses such a
+// module, since it runs _initialize under a timeout.
+func (h *Host) Compile(ctx context.Context, wasm []byte) (*Program, error) {
+	p, e := h.compile(ctx, wasm, true)
+	if e != nil {
+		return nil, e
+	}
+	return p, nil
+}
+
+// compile validates and compiles wasm, and pre-initializes it if asked to
+// and possible.
+func (h *Host) compile(ctx context.Context, wasm []byte, preinit bool) (*Program, *Error) {
 	if len(wasm) > MaxModuleBytes {
 		return nil, errorf(CodeInvalidModule, "the module is over %d bytes", MaxModuleBytes)
 	}
@@ -83,7 +120,17 @@ func (h *host) compile(ctx context.Context, wasm []byte) (*program, *Error) {
 	if e := checkImports(layout.imports); e != nil {
 		return nil, e
 	}
-	cm, err := h.rt.CompileModule(ctx, wasm)
+	// A module that can be pre-initialized is compiled as its probe, which
+	// differs from it only in exporting its globals.
+	src, pl := wasm, (*preinitLayout)(nil)
+	if preinit {
+		if l, err := scanPreinit(wasm); err == nil {
+			if probe, err := l.probe(); err == nil {
+				src, pl = probe, l
+			}
+		}
+	}
+	cm, err := h.rt.CompileModule(ctx, src)
 	if err != nil {
 		return nil, errorf(CodeInvalidModule, "the module does not compile: %s", firstLine(err))
 	}
@@ -91,51 +138,119 @@ func (h *host) compile(ctx context.Context, wasm []byte) (*program, *Error) {
 		cm.Close(ctx)
 		return nil, e
 	}
-	return &program{h: h, cm: cm, memMin: layout.memMin}, nil
+	p := &Program{h: h, cm: cm, memMin: layout.memMin}
+	if _, ok := cm.ExportedFunctions()[exportInitialize]; ok && pl != nil {
+		p.preinitialize(ctx, pl)
+	}
+	return p, nil
 }
 
-func (p *program) close(ctx context.Context) { p.cm.Close(ctx) }
+// preinitialize runs _initialize in an instance of p, compiled from the
+// probe of l, and makes p's module the one that starts where it stopped.
+// If _initialize fails, p stays as it is: each run fails the same way in
+// its own instance, and reports it.
+func (p *Program) preinitialize(ctx context.Context, l *preinitLayout) {
+	in, e := p.start(ctx, 0, defaultMemory/pageSize)
+	defer in.close(ctx)
+	if e != nil {
+		return
+	}
+	s := snapshot{globals: map[int]uint64{}}
+	for i, g := range l.globals {
+		if !g.mutable {
+			continue
+		}
+		exported := in.mod.ExportedGlobal(globalPrefix + strconv.Itoa(i))
+		if exported == nil {
+			return
+		}
+		s.globals[i] = exported.Get()
+	}
+	mem := in.mod.Memory()
+	s.memory, _ = mem.Read(0, mem.Size())
+	pages := mem.Size() / pageSize
+	wasm, err := l.rewrite(s, pages)
+	if err != nil {
+		return
+	}
+	cm, err := p.h.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return
+	}
+	p.cm.Close(ctx)
+	p.cm, p.memMin, p.initialized, p.clocks = cm, pages, true, *in.clocks
+}
 
-type entry byte
+// Close releases the compiled code.
+func (p *Program) Close(ctx context.Context) { p.cm.Close(ctx) }
 
+// Entry is an entry call of the ABI.
+type Entry byte
+
+// The entry calls.
 const (
-	entryTrain     entry = 1
-	entryRecommend entry = 2
+	Train     Entry = 1 // custos_train
+	Recommend Entry = 2 // custos_recommend
 )
 
-// call is one entry call.
-type call struct {
-	entry        entry
-	model, input []byte // model only for recommend
-	seed         uint64
-	pages        uint32 // memory limit
-	outputBytes  int
+// String returns the name of the entry's export.
+func (e Entry) String() string {
+	switch e {
+	case Train:
+		return exportTrain
+	case Recommend:
+		return exportRecommend
+	}
+	return "unknown entry"
 }
 
-// outcome is what a run produced. stdout and stderr are kept when it failed.
-type outcome struct {
-	output         []byte
-	stdout, stderr []byte
-	err            *Error
+// Call is one entry call.
+type Call struct {
+	Entry Entry
+	Model []byte // for Recommend only
+	Input []byte
+	Seed  uint64
+	// Limits bound the call's memory and output. Their Timeout is not
+	// enforced by Run: that is the context's, on a checked Host, or the
+	// caller's.
+	Limits Limits
 }
 
-// run makes the call in a fresh instance of p, per the ABI's calling sequence.
-func (p *program) run(ctx context.Context, c call) outcome {
-	in, e := p.start(ctx, c.seed, c.pages)
+// Outcome is what a run produced. Stdout and Stderr are what the module
+// wrote, at most CaptureBytes of each; Err is nil or why the run failed,
+// with Err.Stderr set.
+type Outcome struct {
+	Output         []byte
+	Stdout, Stderr []byte
+	Err            *Error
+}
+
+// Run makes the call in a fresh instance of p, per the ABI's calling
+// sequence. On a checked Host a done ctx stops the module; on an unchecked
+// one nothing does.
+func (p *Program) Run(ctx context.Context, c Call) Outcome {
+	lim, err := c.Limits.WithDefaults()
+	if err != nil {
+		return Outcome{Err: errorf(CodeUnavailable, "the sandbox was given invalid limits: %v", err)}
+	}
+	in, e := p.start(ctx, c.Seed, lim.pages())
 	defer in.close(ctx)
 	var out []byte
 	if e == nil {
-		out, e = in.call(ctx, c)
+		out, e = in.call(ctx, c, lim.OutputBytes)
 	}
-	return outcome{output: out, stdout: in.stdout.b, stderr: in.stderr.b, err: e}
+	if e != nil {
+		e.Stderr = truncate(in.stderr.b, StderrBytes)
+	}
+	return Outcome{Output: out, Stdout: in.stdout.b, Stderr: in.stderr.b, Err: e}
 }
 
 // checkVersion starts an instance of p to learn its ABI version.
-func (p *program) checkVersion(ctx context.Context, pages uint32) *Error {
+func (p *Program) checkVersion(ctx context.Context, pages uint32) *Error {
 	in, e := p.start(ctx, 0, pages)
 	in.close(ctx)
 	if e != nil {
-		e.Stderr = truncate(in.stderr.b, stderrBytes)
+		e.Stderr = truncate(in.stderr.b, StderrBytes)
 	}
 	return e
 }
@@ -144,17 +259,20 @@ func (p *program) checkVersion(ctx context.Context, pages uint32) *Error {
 type instance struct {
 	mod            api.Module
 	mem            *memoryLimiter
+	clocks         *clocks
 	stdout, stderr capped
 }
 
 // start instantiates p with a memory limit of pages, initializes the
 // instance and checks its ABI version. The instance is returned even on
 // error, for its stderr.
-func (p *program) start(ctx context.Context, seed uint64, pages uint32) (*instance, *Error) {
+func (p *Program) start(ctx context.Context, seed uint64, pages uint32) (*instance, *Error) {
+	clocks := p.clocks
 	in := &instance{
-		mem:    &memoryLimiter{limit: uint64(pages) * pageSize},
-		stdout: capped{max: captureBytes},
-		stderr: capped{max: captureBytes},
+		mem:    &memoryLimiter{limit: uint64(pages) * pageSize, pool: &p.h.memories},
+		clocks: &clocks,
+		stdout: capped{max: CaptureBytes},
+		stderr: capped{max: CaptureBytes},
 	}
 	if p.memMin > pages {
 		return in, errorf(CodeMemoryLimit, "the module's initial memory of %d bytes is over the limit of %d",
@@ -166,13 +284,15 @@ func (p *program) start(ctx context.Context, seed uint64, pages uint32) (*instan
 		WithStdout(&in.stdout).
 		WithStderr(&in.stderr).
 		WithRandSource(seededRandom(seed)).
+		WithNanotime(in.clocks.nanotime, 1).
+		WithWalltime(in.clocks.walltime, sys.ClockResolution(time.Microsecond)).
 		WithNanosleep(func(int64) {})
 	mod, err := p.h.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, in.mem), p.cm, cfg)
 	if err != nil {
 		return in, in.fail(err)
 	}
 	in.mod = mod
-	if init := mod.ExportedFunction(exportInitialize); init != nil {
+	if init := mod.ExportedFunction(exportInitialize); init != nil && !p.initialized {
 		if _, err := init.Call(ctx); err != nil {
 			return in, in.fail(err)
 		}
@@ -194,26 +314,32 @@ func (in *instance) close(ctx context.Context) {
 }
 
 // call passes the inputs and makes the entry call.
-func (in *instance) call(ctx context.Context, c call) ([]byte, *Error) {
-	name, args := exportTrain, []uint64(nil)
-	if c.entry == entryRecommend {
-		name = exportRecommend
-		ptr, e := in.pass(ctx, c.model)
+func (in *instance) call(ctx context.Context, c Call, outputBytes int) ([]byte, *Error) {
+	var args []uint64
+	switch c.Entry {
+	case Train:
+		if len(c.Model) > 0 {
+			return nil, errorf(CodeUnavailable, "the sandbox was given a model to train")
+		}
+	case Recommend:
+		ptr, e := in.pass(ctx, c.Model)
 		if e != nil {
 			return nil, e
 		}
-		args = append(args, ptr, uint64(len(c.model)))
+		args = append(args, ptr, uint64(len(c.Model)))
+	default:
+		return nil, errorf(CodeUnavailable, "the sandbox was given entry %d", c.Entry)
 	}
-	ptr, e := in.pass(ctx, c.input)
+	ptr, e := in.pass(ctx, c.Input)
 	if e != nil {
 		return nil, e
 	}
-	args = append(args, ptr, uint64(len(c.input)))
-	res, err := in.mod.ExportedFunction(name).Call(ctx, args...)
+	args = append(args, ptr, uint64(len(c.Input)))
+	res, err := in.mod.ExportedFunction(c.Entry.String()).Call(ctx, args...)
 	if err != nil {
 		return nil, in.fail(err)
 	}
-	return in.result(res[0], c.outputBytes)
+	return in.result(res[0], outputBytes)
 }
 
 // pass copies b into a buffer the module allocates and returns its address.
@@ -273,16 +399,21 @@ type memoryLimiter struct {
 	limit   uint64
 	refused bool
 	buf     []byte
-	mapped  bool // buf is a reservation from reserve, not on the Go heap
+	mapped  bool        // buf is a reservation from reserve, not on the Go heap
+	pool    *memoryPool // where reservations come from and go back to; nil for none
 }
 
 var _ experimental.MemoryAllocator = (*memoryLimiter)(nil)
 var _ experimental.LinearMemory = (*memoryLimiter)(nil)
 
 func (m *memoryLimiter) Allocate(cap, _ uint64) experimental.LinearMemory {
-	// Reserving the whole limit up front means growing never copies and
-	// freeing gives the pages back at once; a module touches only what it
-	// uses. Where that is not possible, the memory is on the Go heap.
+	// Reserving the whole limit up front means growing never copies; a
+	// module touches only what it uses. Where that is not possible, the
+	// memory is on the Go heap.
+	if b := m.pool.get(m.limit); b != nil {
+		m.buf, m.mapped = b[:0], true
+		return m
+	}
 	if b, ok := reserve(m.limit); ok {
 		m.buf, m.mapped = b[:0], true
 		return m
@@ -307,10 +438,108 @@ func (m *memoryLimiter) Reallocate(size uint64) []byte {
 }
 
 func (m *memoryLimiter) Free() {
-	if m.mapped {
+	if m.mapped && !m.pool.put(m.buf) {
 		release(m.buf[:cap(m.buf)])
 	}
 	m.buf = nil
+}
+
+// A memoryPool keeps the reservations of closed instances for the next
+// instances with the same limit, zeroed: a fresh reservation costs a page
+// fault for every page an instance touches, zeroing one a pass over the
+// memory the last instance had. Nothing of an instance outlives it: a
+// reservation goes back only once every byte its instance could reach is
+// zero.
+type memoryPool struct {
+	mu   sync.Mutex
+	free map[uint64][][]byte // by limit; len 0, cap the limit
+}
+
+const (
+	// maxPooled caps the reservations kept per limit: a worker runs one
+	// instance at a time.
+	maxPooled = 2
+	// maxPooledUsed is the largest memory whose reservation is zeroed and
+	// kept; a larger one goes back to the system, which is cheaper, and
+	// does not stay resident while the Host waits.
+	maxPooledUsed = 16 << 20
+)
+
+// get returns a kept reservation of limit bytes, or nil.
+func (p *memoryPool) get(limit uint64) []byte {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	free := p.free[limit]
+	if len(free) == 0 {
+		return nil
+	}
+	b := free[len(free)-1]
+	p.free[limit] = free[:len(free)-1]
+	return b
+}
+
+// put zeroes what an instance could reach of the reservation b, its
+// memory b[:len(b)], and keeps it, unless there is no room or it is too
+// large to be worth zeroing. It reports whether it kept b.
+func (p *memoryPool) put(b []byte) bool {
+	if p == nil || len(b) > maxPooledUsed {
+		return false
+	}
+	limit := uint64(cap(b))
+	p.mu.Lock()
+	full := len(p.free[limit]) >= maxPooled
+	p.mu.Unlock()
+	if full {
+		return false
+	}
+	clear(b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free[limit]) >= maxPooled {
+		return false
+	}
+	if p.free == nil {
+		p.free = map[uint64][][]byte{}
+	}
+	p.free[limit] = append(p.free[limit], b[:0])
+	return true
+}
+
+// close releases the kept reservations.
+func (p *memoryPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, free := range p.free {
+		for _, b := range free {
+			release(b[:cap(b)])
+		}
+	}
+	p.free = nil
+}
+
+// clocks are an instance's fake clocks, as wazero's own: each reading is a
+// millisecond after the one before, the first monotonic reading 0 and the
+// first wall-clock reading 2022-01-01 UTC. They hold the next readings.
+type clocks struct {
+	nanos, wallNanos int64
+}
+
+// fakeEpoch is the first wall-clock reading, in nanoseconds since 1970.
+const fakeEpoch = 1640995200 * int64(time.Second)
+
+func (c *clocks) nanotime() int64 {
+	t := c.nanos
+	c.nanos += int64(time.Millisecond)
+	return t
+}
+
+func (c *clocks) walltime() (sec int64, nsec int32) {
+	t := fakeEpoch + c.wallNanos
+	c.wallNanos += int64(time.Millisecond)
+	return t / 1e9, int32(t % 1e9)
 }
 
 // capped keeps the first max bytes written to it and drops the rest.
@@ -340,8 +569,8 @@ func firstLine(err error) string {
 	return printable(s, 200)
 }
 
-// stderrBytes caps Error.Stderr.
-const stderrBytes = 4 << 10
+// StderrBytes caps Error.Stderr.
+const StderrBytes = 4 << 10
 
 func truncate(b []byte, n int) string {
 	return strings.ToValidUTF8(string(b[:min(len(b), n)]), "")

@@ -33,6 +33,44 @@ func TestMemoryLimiter(t *testing.T) {
 	})
 }
 
+// TestMemoryPool checks that a memory handed to a second instance holds
+// nothing of the first.
+func TestMemoryPool(t *testing.T) {
+	pool := &memoryPool{}
+	defer pool.close()
+	const limit = 8 * pageSize
+	first := &memoryLimiter{limit: limit, pool: pool}
+	first.Allocate(pageSize, limit)
+	b := first.Reallocate(3 * pageSize)
+	for i := range b {
+		b[i] = 0xa5
+	}
+	mapped := first.mapped
+	first.Free()
+	second := &memoryLimiter{limit: limit, pool: pool}
+	second.Allocate(pageSize, limit)
+	if mapped && !second.mapped {
+		t.Fatal("the reservation was not reused")
+	}
+	b = second.Reallocate(limit)
+	if i := bytes.IndexFunc(b, func(r rune) bool { return r != 0 }); i >= 0 {
+		t.Fatalf("byte %d of the second instance's memory is not zero", i)
+	}
+	// Another limit gets another reservation.
+	if got := pool.get(2 * limit); got != nil {
+		t.Errorf("a reservation of %d bytes for a limit of %d", cap(got), 2*limit)
+	}
+	second.Free()
+	// Memory over maxPooledUsed goes back to the system.
+	big := &memoryLimiter{limit: 2 * maxPooledUsed, pool: pool}
+	big.Allocate(pageSize, big.limit)
+	big.Reallocate(maxPooledUsed + pageSize)
+	big.Free()
+	if got := pool.get(big.limit); got != nil {
+		t.Error("a memory over maxPooledUsed was kept")
+	}
+}
+
 func TestCapped(t *testing.T) {
 	c := capped{max: 5}
 	for _, s := range []string{"abc", "defg", "hij"} {

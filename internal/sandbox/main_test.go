@@ -1,43 +1,12 @@
 package sandbox
 
 import (
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"sync"
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/custos/custos/internal/algotest"
 )
-
-func TestMain(m *testing.M) {
-	MaybeWorker()
-	code := m.Run()
-	if sharedRunner != nil {
-		sharedRunner.Close()
-	}
-	if testDir != "" {
-		os.RemoveAll(testDir)
-	}
-	os.Exit(code)
-}
-
-// testDir holds the workers' compilation cache.
-var (
-	testDirOnce sync.Once
-	testDir     string
-	testDirErr  error
-)
-
-func scratchDir(t testing.TB) string {
-	t.Helper()
-	testDirOnce.Do(func() { testDir, testDirErr = os.MkdirTemp("", "sandbox-test-") })
-	if testDirErr != nil {
-		t.Fatal(testDirErr)
-	}
-	return testDir
-}
 
 // guest returns the module built from testdata/guests/name, once per test
 // process.
@@ -46,26 +15,32 @@ func guest(t testing.TB, name string) Module {
 	return NewModule(algotest.Build(t, "./internal/sandbox/testdata/guests/"+name))
 }
 
-var (
-	sharedOnce   sync.Once
-	sharedRunner *Runner
-	sharedErr    error
-)
-
-// runner returns a Runner shared by the tests of this process.
-func runner(t testing.TB) *Runner {
+// run makes c in a fresh instance of wasm on an unchecked Host.
+func run(t testing.TB, wasm []byte, c Call) Outcome {
 	t.Helper()
-	sharedOnce.Do(func() {
-		sharedRunner, sharedErr = New(Config{
-			Workers:  2,
-			CacheDir: filepath.Join(scratchDir(t), "cache"),
-			Logger:   quietLogger(),
-		})
-	})
-	if sharedErr != nil {
-		t.Fatal(sharedErr)
+	ctx := context.Background()
+	h, err := NewHost(ctx, HostConfig{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return sharedRunner
+	defer h.Close(ctx)
+	p, err := h.Compile(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	return p.Run(ctx, c)
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// wantCode fails t unless err is an *Error with code.
+func wantCode(t testing.TB, err error, code Code) *Error {
+	t.Helper()
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("got error %v, want an *Error with code %s", err, code)
+	}
+	if e.Code != code {
+		t.Fatalf("got %v, want code %s", err, code)
+	}
+	return e
+}

@@ -2,13 +2,14 @@
 // modules speaking the custos algorithm ABI version 1, under the custodian's
 // control.
 //
-// What a module gets: its inputs, a fresh instance for every entry call, fake
-// deterministic clocks, a sleep that returns at once, random bytes from a
-// stream derived from the run's seed, empty stdin, and stdout and stderr that
-// are captured (64 KiB each) for the custodian's log. It gets no arguments,
-// no environment, no files and no network, and it may import nothing but the
-// allowlisted wasi_snapshot_preview1 functions. A run is a pure function of
-// the module's bytes, its inputs and the seed.
+// What a module gets: its inputs, a fresh instance for every entry call,
+// started where the module's _initialize left it (run once per Program, with
+// seed 0, see preinit.go), fake deterministic clocks, a sleep that returns at
+// once, random bytes from a stream derived from the run's seed, empty stdin,
+// and stdout and stderr that are captured (64 KiB each) for the custodian's
+// log. It gets no arguments, no environment, no files and no network, and it
+// may import nothing but the allowlisted wasi_snapshot_preview1 functions. A
+// run is a pure function of the module's bytes, its inputs and the seed.
 //
 // What the package guarantees: a module runs only if its bytes hash to the
 // digest the caller approved; it cannot grow its memory past Limits.MemoryBytes;
@@ -16,16 +17,18 @@
 // and lies inside its memory; every failure is an *Error with a stable Code
 // whose Message never holds input bytes or module output.
 //
-// How: modules run in worker processes (the same binary, see MaybeWorker)
-// compiled without wazero's context checks, which make loop-heavy code about
-// fourteen times slower; the parent enforces deadlines by killing the worker
-// and starting another. A module that spins therefore never holds a thread of
-// the serving process, where Go could not preempt it.
+// How: a Host is a wazero runtime that runs Programs in whatever process
+// calls it. It does no I/O of its own: no files, no processes, no network.
+// Without context checks (HostConfig.Checked), which make loop-heavy code
+// about fourteen times slower, a Host cannot stop a module at its deadline;
+// package internal/sandbox/worker runs such Hosts in worker processes and
+// kills a worker whose module outlives its deadline. Check and a checked
+// Host stop a module themselves, at that price.
 //
 // What it trusts: wazero to confine a module to its linear memory and the
-// imports it is given; the worker binary, the compilation cache directory and
-// the pipes to the worker, which belong to the custodian. It does not trust
-// the module, its output or anything the module writes.
+// imports it is given, and the compilation cache it is handed, whose
+// contents run as machine code. It does not trust the module, its output or
+// anything the module writes.
 package sandbox
 
 import (
@@ -59,7 +62,7 @@ const (
 	// CodeOutputTooLarge: the module's output is over Limits.OutputBytes.
 	CodeOutputTooLarge Code = "algo_output_too_large"
 	// CodeUnavailable: the sandbox itself failed: a worker did not start or
-	// died unexpectedly, or the Runner is closed.
+	// died unexpectedly, or the worker pool is closed.
 	CodeUnavailable Code = "sandbox_unavailable"
 )
 
@@ -72,15 +75,27 @@ type Error struct {
 	// Stderr is the start of what the module wrote to stderr, at most
 	// 4 KiB: for the custodian's log, never for the caller of the API.
 	Stderr string
-
-	cause error // the context's error when the caller gave up
+	// Cause is the context's error when the run stopped because the
+	// caller's context was done, else nil.
+	Cause error
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
-// Unwrap returns context.Canceled or context.DeadlineExceeded when the run
-// stopped because the caller's context was done.
-func (e *Error) Unwrap() error { return e.cause }
+// Unwrap returns Cause: context.Canceled or context.DeadlineExceeded when
+// the run stopped because the caller's context was done.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// NewError returns an *Error whose Message is message, made printable and
+// cut to about 1 KiB, and whose Stderr is the start of stderr, at most
+// StderrBytes. It is for errors that crossed a boundary, such as a pipe
+// from a worker process: message must not hold input bytes or output.
+func NewError(code Code, message string, stderr []byte) *Error {
+	return &Error{Code: code, Message: printable(message, maxMessage), Stderr: truncate(stderr, StderrBytes)}
+}
+
+// maxMessage bounds the Message of an Error from NewError.
+const maxMessage = 1 << 10
 
 func errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
@@ -105,8 +120,9 @@ type Limits struct {
 	// MemoryBytes caps the module's linear memory, rounded down to 64 KiB
 	// pages (at least one); default 256 MiB, at most 4 GiB.
 	MemoryBytes uint64
-	// Timeout caps the run's wall-clock time, from the moment the worker
-	// has the compiled module; default 10 s.
+	// Timeout caps the run's wall-clock time; default 10 s. Program.Run
+	// does not enforce it: package worker does, from the moment a worker
+	// has the compiled module.
 	Timeout time.Duration
 	// OutputBytes caps the output; default 1 MiB, at most 1 GiB.
 	OutputBytes int
@@ -122,8 +138,8 @@ const (
 	maxOutput = 1 << 30
 )
 
-// withDefaults fills in zero fields and rejects limits no run could honour.
-func (l Limits) withDefaults() (Limits, error) {
+// WithDefaults fills in zero fields and rejects limits no run could honour.
+func (l Limits) WithDefaults() (Limits, error) {
 	if l.MemoryBytes == 0 {
 		l.MemoryBytes = defaultMemory
 	}
@@ -158,12 +174,12 @@ const checkTimeout = 5 * time.Second
 // this process, with wazero's context checks on and a timeout of a few
 // seconds, under the default memory limit.
 func Check(ctx context.Context, wasm []byte) error {
-	h, err := newHost(ctx, hostConfig{checked: true})
+	h, err := NewHost(ctx, HostConfig{Checked: true})
 	if err != nil {
 		return errorf(CodeUnavailable, "couldn't start wazero: %v", err)
 	}
-	defer h.close(ctx)
-	p, e := h.compile(ctx, wasm)
+	defer h.Close(ctx)
+	p, e := h.compile(ctx, wasm, false)
 	if e != nil {
 		return e
 	}

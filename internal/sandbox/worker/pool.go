@@ -1,4 +1,24 @@
-package sandbox
+// Package worker runs sandboxed algorithm modules in worker processes, so
+// that a module can be stopped at its deadline without wazero's context
+// checks, which make loop-heavy code about fourteen times slower.
+//
+// A Pool hands each call to a worker: a process of the same binary (see
+// MaybeRun) running an unchecked sandbox.Host. When a call outlives its
+// deadline, or its caller gives up, the Pool kills the worker and starts
+// another. A module that spins therefore never holds a thread of the
+// serving process, where Go could not preempt it. On Linux a worker dies
+// with the process that started it.
+//
+// What the package guarantees, on top of what package sandbox does: a
+// module runs only if its bytes hash to the digest the caller approved, in
+// the worker as in the parent; a call fails with sandbox.CodeTimeout at
+// Limits.Timeout at the latest, plus the time to kill a process; every
+// failure is a *sandbox.Error, and what crosses the pipe from a worker is
+// bounded and parsed before it is believed.
+//
+// What it trusts: the worker binary, the compilation cache directory and
+// the pipes to the workers, which belong to the custodian.
+package worker
 
 import (
 	"bytes"
@@ -10,14 +30,17 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/custos/custos/internal/sandbox"
 )
 
-// Config configures a Runner.
+// Config configures a Pool.
 type Config struct {
 	// Command returns a fresh command that starts a worker: a process whose
-	// main calls MaybeWorker, with CUSTOS_SANDBOX_WORKER=1 in its
+	// main calls MaybeRun, with CUSTOS_SANDBOX_WORKER=1 in its
 	// environment. Default: this executable, with that variable and the Go
 	// runtime's settings as its whole environment.
 	Command func() *exec.Cmd
@@ -37,16 +60,19 @@ type Config struct {
 const (
 	// startTimeout bounds a worker's start, until it answers hello.
 	startTimeout = 30 * time.Second
-	// loadTimeout bounds compiling a module in a worker; a 3.5 MB module
-	// takes about a second (BenchmarkLoad).
+	// loadTimeout bounds loading a module in a worker: compiling it,
+	// running its _initialize and compiling it pre-initialized. A 3.5 MB
+	// module takes about two seconds, 0.1 s from the cache directory
+	// (BenchmarkLoad in internal/sandbox). A module whose _initialize never
+	// returns is stopped here; Check refuses such a module at admission.
 	loadTimeout = 2 * time.Minute
-	// maxVerified caps the verified modules a Runner keeps a copy of.
+	// maxVerified caps the verified modules a Pool keeps a copy of.
 	maxVerified = 16
 )
 
-// Runner runs modules in a pool of worker processes. It is safe for
-// concurrent use; calls beyond the pool's size wait for a worker.
-type Runner struct {
+// Pool runs modules in worker processes. It is safe for concurrent use;
+// calls beyond Config.Workers wait for a worker.
+type Pool struct {
 	cfg  Config
 	log  *slog.Logger
 	busy chan struct{} // a token per worker in use, or being started
@@ -67,12 +93,12 @@ type Runner struct {
 // worker refused to load it, why: the same bytes are refused again at once.
 type verified struct {
 	wasm     []byte
-	rejected *Error
+	rejected *sandbox.Error
 }
 
-// New starts a Runner and its first worker, to learn early that workers
-// can start.
-func New(cfg Config) (*Runner, error) {
+// New starts a Pool and its first worker, to learn early that workers can
+// start.
+func New(cfg Config) (*Pool, error) {
 	if cfg.Command == nil {
 		exe, err := os.Executable()
 		if err != nil {
@@ -90,7 +116,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r := &Runner{cfg: cfg, log: cfg.Logger, busy: make(chan struct{}, cfg.Workers),
+	r := &Pool{cfg: cfg, log: cfg.Logger, busy: make(chan struct{}, cfg.Workers),
 		done: make(chan struct{}), procs: map[*proc]bool{}, verified: map[[32]byte]*verified{}}
 	p, err := r.start()
 	if err != nil {
@@ -101,19 +127,21 @@ func New(cfg Config) (*Runner, error) {
 }
 
 // Train runs the module's custos_train on input and returns the model.
-func (r *Runner) Train(ctx context.Context, m Module, input []byte, seed uint64, lim Limits) ([]byte, error) {
-	return r.run(ctx, m, call{entry: entryTrain, input: input, seed: seed}, lim)
+// Its errors are *sandbox.Error, but for invalid limits.
+func (r *Pool) Train(ctx context.Context, m sandbox.Module, input []byte, seed uint64, lim sandbox.Limits) ([]byte, error) {
+	return r.run(ctx, m, sandbox.Call{Entry: sandbox.Train, Input: input, Seed: seed, Limits: lim})
 }
 
 // Recommend runs the module's custos_recommend on model and input and
 // returns its output. The output is not checked against the ABI's encoding.
-func (r *Runner) Recommend(ctx context.Context, m Module, model, input []byte, seed uint64, lim Limits) ([]byte, error) {
-	return r.run(ctx, m, call{entry: entryRecommend, model: model, input: input, seed: seed}, lim)
+// Its errors are *sandbox.Error, but for invalid limits.
+func (r *Pool) Recommend(ctx context.Context, m sandbox.Module, model, input []byte, seed uint64, lim sandbox.Limits) ([]byte, error) {
+	return r.run(ctx, m, sandbox.Call{Entry: sandbox.Recommend, Model: model, Input: input, Seed: seed, Limits: lim})
 }
 
 // Close kills the workers, running or idle, and waits for them to exit.
-// Calls in flight fail with CodeUnavailable.
-func (r *Runner) Close() error {
+// Calls in flight fail with sandbox.CodeUnavailable.
+func (r *Pool) Close() error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -143,12 +171,12 @@ func (r *Runner) Close() error {
 	return nil
 }
 
-func (r *Runner) run(ctx context.Context, m Module, c call, lim Limits) ([]byte, error) {
-	lim, err := lim.withDefaults()
+func (r *Pool) run(ctx context.Context, m sandbox.Module, c sandbox.Call) ([]byte, error) {
+	lim, err := c.Limits.WithDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("invalid sandbox limits: %w", err)
 	}
-	c.pages, c.outputBytes = lim.pages(), lim.OutputBytes
+	c.Limits = lim
 	v, e := r.verify(m)
 	if e != nil {
 		return nil, e
@@ -156,8 +184,8 @@ func (r *Runner) run(ctx context.Context, m Module, c call, lim Limits) ([]byte,
 	if e := r.rejected(v); e != nil {
 		return nil, e
 	}
-	if n := uint64(len(c.model) + len(c.input)); n > maxInputs || n > lim.MemoryBytes {
-		return nil, errorf(CodeMemoryLimit, "the inputs of %d bytes do not fit in the memory limit of %d", n, lim.MemoryBytes)
+	if n := uint64(len(c.Model) + len(c.Input)); n > maxInputs || n > lim.MemoryBytes {
+		return nil, errorf(sandbox.CodeMemoryLimit, "the inputs of %d bytes do not fit in the memory limit of %d", n, lim.MemoryBytes)
 	}
 	p, e := r.acquire(ctx)
 	if e != nil {
@@ -165,28 +193,28 @@ func (r *Runner) run(ctx context.Context, m Module, c call, lim Limits) ([]byte,
 	}
 	defer r.release(p)
 	start := time.Now()
-	out, e := r.runOn(ctx, p, m.Digest, v, c, lim)
+	out, e := r.runOn(ctx, p, m.Digest, v, c)
 	r.logRun(m.Digest, c, out, e, time.Since(start))
 	if e != nil {
 		return nil, e
 	}
-	return out.output, nil
+	return out.Output, nil
 }
 
 // verify returns what is known of m once its bytes are known to hash to
 // m.Digest. Comparing with a copy verified before is cheaper than hashing.
-func (r *Runner) verify(m Module) (*verified, *Error) {
+func (r *Pool) verify(m sandbox.Module) (*verified, *sandbox.Error) {
 	r.mu.Lock()
 	v := r.verified[m.Digest]
 	r.mu.Unlock()
 	if v != nil && bytes.Equal(v.wasm, m.Wasm) {
 		return v, nil
 	}
-	if len(m.Wasm) > MaxModuleBytes {
-		return nil, errorf(CodeInvalidModule, "the module is over %d bytes", MaxModuleBytes)
+	if len(m.Wasm) > sandbox.MaxModuleBytes {
+		return nil, errorf(sandbox.CodeInvalidModule, "the module is over %d bytes", sandbox.MaxModuleBytes)
 	}
 	if sha256.Sum256(m.Wasm) != m.Digest {
-		return nil, errorf(CodeInvalidModule, "the module's bytes do not match its digest %x", m.Digest[:8])
+		return nil, errorf(sandbox.CodeInvalidModule, "the module's bytes do not match its digest %x", m.Digest[:8])
 	}
 	v = &verified{wasm: bytes.Clone(m.Wasm)}
 	r.mu.Lock()
@@ -203,7 +231,7 @@ func (r *Runner) verify(m Module) (*verified, *Error) {
 }
 
 // acquire takes a worker from the pool, starting one if none is idle.
-func (r *Runner) acquire(ctx context.Context) (*proc, *Error) {
+func (r *Pool) acquire(ctx context.Context) (*proc, *sandbox.Error) {
 	select {
 	case <-r.done:
 		return nil, errClosed()
@@ -212,8 +240,8 @@ func (r *Runner) acquire(ctx context.Context) (*proc, *Error) {
 	select {
 	case r.busy <- struct{}{}:
 	case <-ctx.Done():
-		e := errorf(CodeTimeout, "the caller gave up waiting for a worker: %v", ctx.Err())
-		e.cause = ctx.Err()
+		e := errorf(sandbox.CodeTimeout, "the caller gave up waiting for a worker: %v", ctx.Err())
+		e.Cause = ctx.Err()
 		return nil, e
 	case <-r.done:
 		return nil, errClosed()
@@ -232,7 +260,7 @@ func (r *Runner) acquire(ctx context.Context) (*proc, *Error) {
 }
 
 // popIdle takes the most recently used idle worker, if any.
-func (r *Runner) popIdle() *proc {
+func (r *Pool) popIdle() *proc {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.idle) == 0 {
@@ -245,7 +273,7 @@ func (r *Runner) popIdle() *proc {
 
 // release returns a worker to the pool. One that died is replaced in the
 // background, so the next call finds a worker ready.
-func (r *Runner) release(p *proc) {
+func (r *Pool) release(p *proc) {
 	if p.dead() {
 		r.forget(p)
 		r.mu.Lock()
@@ -262,8 +290,8 @@ func (r *Runner) release(p *proc) {
 	<-r.busy
 }
 
-// park makes p an idle worker, or discards it if the Runner is closed.
-func (r *Runner) park(p *proc) {
+// park makes p an idle worker, or discards it if the Pool is closed.
+func (r *Pool) park(p *proc) {
 	r.mu.Lock()
 	closed := r.closed
 	if !closed {
@@ -276,7 +304,7 @@ func (r *Runner) park(p *proc) {
 }
 
 // replace starts a worker for one that died, holding its token meanwhile.
-func (r *Runner) replace() {
+func (r *Pool) replace() {
 	defer r.starting.Done()
 	defer func() { <-r.busy }()
 	p, e := r.start()
@@ -287,8 +315,8 @@ func (r *Runner) replace() {
 	r.park(p)
 }
 
-// start starts a worker, unless the Runner is closed.
-func (r *Runner) start() (*proc, *Error) {
+// start starts a worker, unless the Pool is closed.
+func (r *Pool) start() (*proc, *sandbox.Error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -300,7 +328,7 @@ func (r *Runner) start() (*proc, *Error) {
 	p, err := startProc(r.cfg.Command(), r.cfg.CacheDir, startTimeout)
 	if err != nil {
 		r.log.Error("couldn't start a sandbox worker", "err", err)
-		return nil, errorf(CodeUnavailable, "couldn't start a sandbox worker")
+		return nil, errorf(sandbox.CodeUnavailable, "couldn't start a sandbox worker")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -313,7 +341,7 @@ func (r *Runner) start() (*proc, *Error) {
 }
 
 // forget discards a dead worker, logging why it died.
-func (r *Runner) forget(p *proc) {
+func (r *Pool) forget(p *proc) {
 	p.discard()
 	r.mu.Lock()
 	delete(r.procs, p)
@@ -324,29 +352,32 @@ func (r *Runner) forget(p *proc) {
 	}
 }
 
-func errClosed() *Error { return errorf(CodeUnavailable, "the sandbox is closed") }
+func errClosed() *sandbox.Error { return errorf(sandbox.CodeUnavailable, "the sandbox is closed") }
+
+func errorf(code sandbox.Code, format string, args ...any) *sandbox.Error {
+	return sandbox.NewError(code, fmt.Sprintf(format, args...), nil)
+}
 
 // runOn runs c on worker p, loading the module first if p lacks it.
-func (r *Runner) runOn(ctx context.Context, p *proc, digest [32]byte, v *verified, c call, lim Limits) (*resultMsg, *Error) {
+func (r *Pool) runOn(ctx context.Context, p *proc, digest [32]byte, v *verified, c sandbox.Call) (*resultMsg, *sandbox.Error) {
 	req := &runMsg{digest: digest, call: c}
-	answer := lim.OutputBytes + 2*captureBytes + maxText + 64
+	answer := c.Limits.OutputBytes + 2*sandbox.CaptureBytes + maxText + 64
 	for retried := false; ; retried = true {
 		if !p.loaded[digest] {
 			if e := r.load(ctx, p, digest, v); e != nil {
 				return nil, e
 			}
 		}
-		m, err := p.exchange(ctx, lim.Timeout, req, answer, lim.OutputBytes)
+		m, err := p.exchange(ctx, c.Limits.Timeout, req, answer, c.Limits.OutputBytes)
 		if err != nil {
-			return nil, r.failure(ctx, p, err, fmt.Sprintf("the module ran longer than %v", lim.Timeout))
+			return nil, r.failure(ctx, p, err, fmt.Sprintf("the module ran longer than %v", c.Limits.Timeout))
 		}
 		switch m := m.(type) {
 		case *resultMsg:
-			if m.err != nil {
-				m.err.Message = printable(m.err.Message, maxText)
-				m.err.Stderr = truncate(m.stderr, stderrBytes)
+			if m.Err != nil {
+				m.Err = sandbox.NewError(m.Err.Code, m.Err.Message, m.Stderr)
 			}
-			return m, m.err
+			return m, m.Err
 		case *missingMsg:
 			if !retried {
 				delete(p.loaded, digest) // the worker evicted it
@@ -358,18 +389,18 @@ func (r *Runner) runOn(ctx context.Context, p *proc, digest [32]byte, v *verifie
 }
 
 // load has worker p compile the module.
-func (r *Runner) load(ctx context.Context, p *proc, digest [32]byte, v *verified) *Error {
-	m, err := p.exchange(ctx, loadTimeout, &loadMsg{digest, v.wasm}, 2*captureBytes+maxText+64, 0)
+func (r *Pool) load(ctx context.Context, p *proc, digest [32]byte, v *verified) *sandbox.Error {
+	m, err := p.exchange(ctx, loadTimeout, &loadMsg{digest, v.wasm}, 2*sandbox.CaptureBytes+maxText+64, 0)
 	if err != nil {
-		return r.failure(ctx, p, err, fmt.Sprintf("compiling the module took longer than %v", loadTimeout))
+		return r.failure(ctx, p, err, fmt.Sprintf("loading the module took longer than %v", loadTimeout))
 	}
 	res, ok := m.(*resultMsg)
 	if !ok {
 		return r.failure(ctx, p, errProtocol, "")
 	}
-	if e := res.err; e != nil {
-		e.Message = printable(e.Message, maxText)
-		if e.Code == CodeInvalidModule || e.Code == CodeForbiddenImport {
+	if e := res.Err; e != nil {
+		e = sandbox.NewError(e.Code, e.Message, res.Stderr)
+		if e.Code == sandbox.CodeInvalidModule || e.Code == sandbox.CodeForbiddenImport {
 			r.mu.Lock()
 			v.rejected = e
 			r.mu.Unlock()
@@ -381,7 +412,7 @@ func (r *Runner) load(ctx context.Context, p *proc, digest [32]byte, v *verified
 }
 
 // rejected returns why a worker refused the module, if one did.
-func (r *Runner) rejected(v *verified) *Error {
+func (r *Pool) rejected(v *verified) *sandbox.Error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if v.rejected == nil {
@@ -391,44 +422,37 @@ func (r *Runner) rejected(v *verified) *Error {
 	return &e
 }
 
-// failure turns a failed exchange with p into an *Error, killing p.
-func (r *Runner) failure(ctx context.Context, p *proc, err error, timeout string) *Error {
+// failure turns a failed exchange with p into a *sandbox.Error, killing p.
+func (r *Pool) failure(ctx context.Context, p *proc, err error, timeout string) *sandbox.Error {
 	p.kill(killBroken)
 	switch p.why.Load() {
 	case killTimeout:
-		return errorf(CodeTimeout, "%s", timeout)
+		return errorf(sandbox.CodeTimeout, "%s", timeout)
 	case killContext:
-		e := errorf(CodeTimeout, "the caller gave up: %v", ctx.Err())
-		e.cause = ctx.Err()
+		e := errorf(sandbox.CodeTimeout, "the caller gave up: %v", ctx.Err())
+		e.Cause = ctx.Err()
 		return e
 	case killClosed:
 		return errClosed()
 	}
 	p.err = err // logged when p is discarded
-	return errorf(CodeUnavailable, "the sandbox worker failed")
+	return errorf(sandbox.CodeUnavailable, "the sandbox worker failed")
 }
 
 // logRun logs what the module wrote and how the run ended. The inputs and
 // the output are never logged.
-func (r *Runner) logRun(digest [32]byte, c call, res *resultMsg, e *Error, took time.Duration) {
-	attrs := []any{"module", hex.EncodeToString(digest[:8]), "entry", entryName(c.entry),
-		"seed", c.seed, "took", took}
-	if res != nil && len(res.stdout) > 0 {
-		attrs = append(attrs, "stdout", truncate(res.stdout, captureBytes))
+func (r *Pool) logRun(digest [32]byte, c sandbox.Call, res *resultMsg, e *sandbox.Error, took time.Duration) {
+	attrs := []any{"module", hex.EncodeToString(digest[:8]), "entry", c.Entry.String(),
+		"seed", c.Seed, "took", took}
+	if res != nil && len(res.Stdout) > 0 {
+		attrs = append(attrs, "stdout", strings.ToValidUTF8(string(res.Stdout), ""))
 	}
-	if res != nil && len(res.stderr) > 0 {
-		attrs = append(attrs, "stderr", truncate(res.stderr, captureBytes))
+	if res != nil && len(res.Stderr) > 0 {
+		attrs = append(attrs, "stderr", strings.ToValidUTF8(string(res.Stderr), ""))
 	}
 	if e != nil {
 		r.log.Warn("sandbox run failed", append(attrs, "code", e.Code, "err", e.Message)...)
 		return
 	}
 	r.log.Debug("sandbox run", attrs...)
-}
-
-func entryName(e entry) string {
-	if e == entryRecommend {
-		return exportRecommend
-	}
-	return exportTrain
 }

@@ -1,4 +1,4 @@
-package sandbox
+package worker
 
 import (
 	"bufio"
@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/custos/custos/internal/sandbox"
 )
 
 const parentEnv = "SANDBOX_TEST_PARENT"
@@ -81,7 +83,7 @@ func serveForever(t *testing.T) {
 		t.Fatal(e)
 	}
 	r.release(p)
-	go r.Train(ctx, loop, nil, 1, Limits{Timeout: time.Hour})
+	go r.Train(ctx, loop, nil, 1, sandbox.Limits{Timeout: time.Hour})
 	waitFor(t, func() bool { return idleCount(r) == 0 })
 	time.Sleep(100 * time.Millisecond)
 	fmt.Printf("busy worker %d\n", pids(r)[0])

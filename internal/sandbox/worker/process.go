@@ -1,4 +1,4 @@
-package sandbox
+package worker
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/custos/custos/internal/sandbox"
 )
 
 // Why a worker process was killed; the first reason sticks.
@@ -17,7 +19,7 @@ const (
 	killNone    int32 = iota
 	killTimeout       // the exchange outlived its time
 	killContext       // the caller's context was done
-	killClosed        // the Runner closed
+	killClosed        // the Pool closed
 	killBroken        // the worker died or broke the protocol
 )
 
@@ -53,7 +55,7 @@ func startProc(cmd *exec.Cmd, cacheDir string, timeout time.Duration) (*proc, er
 		return nil, err
 	}
 	p := &proc{cmd: cmd, stdin: inW, stdout: outR, r: bufio.NewReader(outR),
-		stderr: &tail{max: stderrBytes}, exited: make(chan struct{}), loaded: map[[32]byte]bool{}}
+		stderr: &tail{max: sandbox.StderrBytes}, exited: make(chan struct{}), loaded: map[[32]byte]bool{}}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, p.stderr
 	setDeathSignal(cmd)
 	err = cmd.Start()

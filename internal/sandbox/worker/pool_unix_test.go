@@ -1,6 +1,6 @@
 //go:build unix
 
-package sandbox
+package worker
 
 import (
 	"context"
@@ -8,10 +8,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/custos/custos/internal/sandbox"
 )
 
 // pids returns the process ids of r's live workers.
-func pids(r *Runner) []int {
+func pids(r *Pool) []int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []int
@@ -32,11 +34,11 @@ func TestCloseStopsWorkers(t *testing.T) {
 	// other idle.
 	busy := make(chan error, 1)
 	go func() {
-		_, err := r.Train(ctx, loop, []byte("x"), 1, Limits{Timeout: time.Minute})
+		_, err := r.Train(ctx, loop, []byte("x"), 1, sandbox.Limits{Timeout: time.Minute})
 		busy <- err
 	}()
 	waitFor(t, func() bool { return idleCount(r) == 0 })
-	if _, err := r.Train(ctx, echo, []byte("x"), 1, Limits{}); err != nil {
+	if _, err := r.Train(ctx, echo, []byte("x"), 1, sandbox.Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	ps := pids(r)
@@ -51,14 +53,14 @@ func TestCloseStopsWorkers(t *testing.T) {
 			t.Errorf("worker %d still exists after Close (kill 0: %v)", pid, err)
 		}
 	}
-	wantCode(t, <-busy, CodeUnavailable)
-	_, err = r.Train(ctx, echo, []byte("x"), 1, Limits{})
-	wantCode(t, err, CodeUnavailable)
+	wantCode(t, <-busy, sandbox.CodeUnavailable)
+	_, err = r.Train(ctx, echo, []byte("x"), 1, sandbox.Limits{})
+	wantCode(t, err, sandbox.CodeUnavailable)
 }
 
-// TestWorkerDeath kills workers behind the Runner's back: an idle one is
+// TestWorkerDeath kills workers behind the Pool's back: an idle one is
 // replaced unnoticed, a busy one fails its run with sandbox_unavailable, and
-// the Runner keeps serving.
+// the Pool keeps serving.
 func TestWorkerDeath(t *testing.T) {
 	echo, loop := guest(t, "echo"), guest(t, "loop")
 	r, err := New(Config{Workers: 1, CacheDir: scratchDir(t) + "/cache", Logger: quietLogger()})
@@ -69,30 +71,30 @@ func TestWorkerDeath(t *testing.T) {
 	ctx := context.Background()
 	syscall.Kill(pids(r)[0], syscall.SIGKILL)
 	waitFor(t, func() bool { return idleExited(r) })
-	if _, err := r.Train(ctx, echo, []byte("x"), 1, Limits{}); err != nil {
+	if _, err := r.Train(ctx, echo, []byte("x"), 1, sandbox.Limits{}); err != nil {
 		t.Fatalf("after an idle worker died: %v", err)
 	}
 	busy := make(chan error, 1)
 	go func() {
-		_, err := r.Train(ctx, loop, []byte("x"), 1, Limits{Timeout: time.Minute})
+		_, err := r.Train(ctx, loop, []byte("x"), 1, sandbox.Limits{Timeout: time.Minute})
 		busy <- err
 	}()
 	time.Sleep(500 * time.Millisecond) // into the loop, or loading it
 	syscall.Kill(pids(r)[0], syscall.SIGKILL)
-	wantCode(t, <-busy, CodeUnavailable)
-	if _, err := r.Train(ctx, echo, []byte("x"), 1, Limits{}); err != nil {
+	wantCode(t, <-busy, sandbox.CodeUnavailable)
+	if _, err := r.Train(ctx, echo, []byte("x"), 1, sandbox.Limits{}); err != nil {
 		t.Fatalf("after a busy worker died: %v", err)
 	}
 }
 
-func idleCount(r *Runner) int {
+func idleCount(r *Pool) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.idle)
 }
 
 // idleExited reports whether r's idle worker has exited.
-func idleExited(r *Runner) bool {
+func idleExited(r *Pool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.idle) == 1 && r.idle[0].hasExited()

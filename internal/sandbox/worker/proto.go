@@ -1,4 +1,4 @@
-package sandbox
+package worker
 
 import (
 	"encoding/binary"
@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
+
+	"github.com/custos/custos/internal/sandbox"
 )
 
-// The protocol between a Runner and a worker, over the worker's stdin and
+// The protocol between a Pool and a worker, over the worker's stdin and
 // stdout. A frame is a 4-byte big-endian length and that many bytes: a
 // message type, then the message's fields. Integers are big-endian; byte
 // strings carry a 4-byte length. Every length is checked against its bound
@@ -27,7 +29,7 @@ const (
 	msgConfig  = 'C' // protocol version, compilation cache directory
 	msgHello   = 'H' // protocol version
 	msgLoad    = 'L' // digest, module bytes
-	msgRun     = 'R' // digest, entry, seed, memory pages, output limit, model, input
+	msgRun     = 'R' // digest, entry, seed, memory limit, output limit, model, input
 	msgOK      = 'O' // output, stdout, stderr
 	msgFail    = 'F' // code, message, stdout, stderr
 	msgMissing = 'M' // nothing
@@ -57,13 +59,16 @@ type loadMsg struct {
 	wasm   []byte
 }
 
+// runMsg is a call, whose limits have their defaults filled in. Their
+// Timeout is the Pool's to enforce and is not sent.
 type runMsg struct {
 	digest [32]byte
-	call   call
+	call   sandbox.Call
 }
 
-// resultMsg is an outcome: msgOK if its err is nil, else msgFail.
-type resultMsg outcome
+// resultMsg is an outcome: msgOK if its Err is nil, else msgFail. Err
+// carries only a code and a message; its Stderr is the outcome's.
+type resultMsg sandbox.Outcome
 
 type missingMsg struct{}
 
@@ -86,21 +91,21 @@ func (m *loadMsg) appendTo(b []byte) []byte {
 }
 
 func (m *runMsg) appendTo(b []byte) []byte {
-	b = append(append(append(b, msgRun), m.digest[:]...), byte(m.call.entry))
-	b = binary.BigEndian.AppendUint64(b, m.call.seed)
-	b = binary.BigEndian.AppendUint32(b, m.call.pages)
-	b = binary.BigEndian.AppendUint32(b, uint32(m.call.outputBytes))
-	return appendBytes(appendBytes(b, m.call.model), m.call.input)
+	b = append(append(append(b, msgRun), m.digest[:]...), byte(m.call.Entry))
+	b = binary.BigEndian.AppendUint64(b, m.call.Seed)
+	b = binary.BigEndian.AppendUint64(b, m.call.Limits.MemoryBytes)
+	b = binary.BigEndian.AppendUint32(b, uint32(m.call.Limits.OutputBytes))
+	return appendBytes(appendBytes(b, m.call.Model), m.call.Input)
 }
 
 func (m *resultMsg) appendTo(b []byte) []byte {
-	if m.err == nil {
-		b = appendBytes(append(b, msgOK), m.output)
+	if m.Err == nil {
+		b = appendBytes(append(b, msgOK), m.Output)
 	} else {
-		b = appendBytes(append(b, msgFail), []byte(m.err.Code))
-		b = appendBytes(b, []byte(m.err.Message))
+		b = appendBytes(append(b, msgFail), []byte(m.Err.Code))
+		b = appendBytes(b, []byte(m.Err.Message))
 	}
-	return appendBytes(appendBytes(b, m.stdout), m.stderr)
+	return appendBytes(appendBytes(b, m.Stdout), m.Stderr)
 }
 
 func (*missingMsg) appendTo(b []byte) []byte { return append(b, msgMissing) }
@@ -110,8 +115,8 @@ func appendBytes(b, s []byte) []byte {
 }
 
 // knownCodes are the codes a worker may send.
-var knownCodes = []Code{CodeInvalidModule, CodeForbiddenImport, CodeTimeout, CodeTrap,
-	CodeMemoryLimit, CodeOutputTooLarge, CodeUnavailable}
+var knownCodes = []sandbox.Code{sandbox.CodeInvalidModule, sandbox.CodeForbiddenImport, sandbox.CodeTimeout,
+	sandbox.CodeTrap, sandbox.CodeMemoryLimit, sandbox.CodeOutputTooLarge, sandbox.CodeUnavailable}
 
 // parseMessage parses the payload of a frame. outputBytes bounds the output
 // of a result.
@@ -124,14 +129,14 @@ func parseMessage(b []byte, outputBytes int) (message, error) {
 	case msgHello:
 		m = &helloMsg{version: d.u32()}
 	case msgLoad:
-		m = &loadMsg{digest: d.digest(), wasm: d.bytes(MaxModuleBytes)}
+		m = &loadMsg{digest: d.digest(), wasm: d.bytes(sandbox.MaxModuleBytes)}
 	case msgRun:
 		m = parseRun(d)
 	case msgOK:
-		m = &resultMsg{output: d.bytes(outputBytes), stdout: d.bytes(captureBytes), stderr: d.bytes(captureBytes)}
+		m = &resultMsg{Output: d.bytes(outputBytes), Stdout: d.bytes(sandbox.CaptureBytes), Stderr: d.bytes(sandbox.CaptureBytes)}
 	case msgFail:
-		e := &Error{Code: d.code(), Message: string(d.bytes(maxText))}
-		m = &resultMsg{err: e, stdout: d.bytes(captureBytes), stderr: d.bytes(captureBytes)}
+		e := &sandbox.Error{Code: d.code(), Message: string(d.bytes(maxText))}
+		m = &resultMsg{Err: e, Stdout: d.bytes(sandbox.CaptureBytes), Stderr: d.bytes(sandbox.CaptureBytes)}
 	case msgMissing:
 		m = &missingMsg{}
 	default:
@@ -148,20 +153,26 @@ func parseMessage(b []byte, outputBytes int) (message, error) {
 
 func parseRun(d *decoder) *runMsg {
 	m := &runMsg{digest: d.digest()}
-	m.call.entry = entry(d.byte())
-	m.call.seed = d.u64()
-	m.call.pages = d.pages()
-	if n := d.u32(); n <= maxOutput {
-		m.call.outputBytes = int(n)
-	} else {
-		d.fail("output limit of %d bytes", n)
+	c := &m.call
+	c.Entry = sandbox.Entry(d.byte())
+	c.Seed = d.u64()
+	c.Limits = sandbox.Limits{MemoryBytes: d.u64(), OutputBytes: int(d.u32())}
+	c.Model = d.bytes(maxInputs)
+	c.Input = d.bytes(maxInputs - len(c.Model))
+	if d.err != nil {
+		return m
 	}
-	m.call.model = d.bytes(maxInputs)
-	m.call.input = d.bytes(maxInputs - len(m.call.model))
+	// Zero limits would take their defaults: the Pool fills them in, so
+	// that a call has one encoding.
+	_, err := c.Limits.WithDefaults()
 	switch {
-	case m.call.entry != entryTrain && m.call.entry != entryRecommend:
-		d.fail("entry %d", m.call.entry)
-	case m.call.entry == entryTrain && len(m.call.model) > 0:
+	case c.Limits.MemoryBytes == 0 || c.Limits.OutputBytes == 0:
+		d.fail("zero limits")
+	case err != nil:
+		d.fail("%v", err)
+	case c.Entry != sandbox.Train && c.Entry != sandbox.Recommend:
+		d.fail("entry %d", c.Entry)
+	case c.Entry == sandbox.Train && len(c.Model) > 0:
 		d.fail("a model for train")
 	}
 	return m
@@ -217,14 +228,6 @@ func (d *decoder) digest() (out [32]byte) {
 	return out
 }
 
-func (d *decoder) pages() uint32 {
-	p := d.u32()
-	if d.err == nil && (p == 0 || p > maxPages) {
-		d.fail("memory limit of %d pages", p)
-	}
-	return p
-}
-
 // bytes reads a byte string of at most max bytes.
 func (d *decoder) bytes(max int) []byte {
 	n := d.u32()
@@ -234,10 +237,10 @@ func (d *decoder) bytes(max int) []byte {
 	return d.take(int(n))
 }
 
-func (d *decoder) code() Code {
-	c := Code(d.bytes(64))
+func (d *decoder) code() sandbox.Code {
+	c := sandbox.Code(d.bytes(64))
 	if d.err == nil && !slices.Contains(knownCodes, c) {
-		d.fail("unknown code %q", quoteName(string(c)))
+		d.fail("unknown code of %d bytes", len(c))
 	}
 	return c
 }

@@ -1,26 +1,28 @@
-package sandbox
+package worker
 
 import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 
+	"github.com/custos/custos/internal/sandbox"
 	"github.com/tetratelabs/wazero"
 )
 
-// workerEnv, set to 1, makes MaybeWorker run the worker loop.
+// workerEnv, set to 1, makes MaybeRun run the worker loop.
 const workerEnv = "CUSTOS_SANDBOX_WORKER"
 
-// MaybeWorker turns the process into a sandbox worker if the environment
-// says it was started as one (CUSTOS_SANDBOX_WORKER=1): it serves requests
-// on stdin and stdout and exits. Otherwise it returns at once. A program
-// that uses a Runner with the default Config.Command calls it first thing in
-// main, and its tests call it first thing in TestMain.
-func MaybeWorker() {
+// MaybeRun turns the process into a sandbox worker if the environment says
+// it was started as one (CUSTOS_SANDBOX_WORKER=1): it serves requests on
+// stdin and stdout and exits. Otherwise it returns at once. A program that
+// uses a Pool with the default Config.Command calls it first thing in main,
+// and its tests call it first thing in TestMain.
+func MaybeRun() {
 	if os.Getenv(workerEnv) != "1" {
 		return
 	}
@@ -41,14 +43,14 @@ const maxPrograms = 8
 // worker is the state of a worker process: a runtime without context
 // checks, and the modules it compiled, most recently used last.
 type worker struct {
-	h        *host
+	h        *sandbox.Host
 	cache    wazero.CompilationCache
 	programs []*loaded
 }
 
 type loaded struct {
 	digest [32]byte
-	p      *program
+	p      *sandbox.Program
 }
 
 // serveWorker answers requests read from in on out until in ends.
@@ -100,7 +102,7 @@ func startWorker(ctx context.Context, r io.Reader, w *bufio.Writer) (*worker, er
 			return nil, fmt.Errorf("couldn't open compilation cache: %w", err)
 		}
 	}
-	if wk.h, err = newHost(ctx, hostConfig{cache: wk.cache}); err != nil {
+	if wk.h, err = sandbox.NewHost(ctx, sandbox.HostConfig{Cache: wk.cache}); err != nil {
 		return nil, fmt.Errorf("couldn't start wazero: %w", err)
 	}
 	if err := writeFrame(w, &helloMsg{version: protocolVersion}); err != nil {
@@ -112,41 +114,43 @@ func startWorker(ctx context.Context, r io.Reader, w *bufio.Writer) (*worker, er
 func (wk *worker) handle(ctx context.Context, m message) message {
 	switch m := m.(type) {
 	case *loadMsg:
-		return &resultMsg{err: wk.load(ctx, m)}
+		return &resultMsg{Err: wk.load(ctx, m)}
 	case *runMsg:
 		p := wk.program(m.digest)
 		if p == nil {
 			return &missingMsg{}
 		}
-		r := resultMsg(p.run(ctx, m.call))
+		r := resultMsg(p.Run(ctx, m.call))
 		return &r
 	}
-	return &resultMsg{err: errorf(CodeUnavailable, "unexpected request")}
+	return &resultMsg{Err: errorf(sandbox.CodeUnavailable, "unexpected request")}
 }
 
 // load compiles and keeps a module, once its bytes are checked against the
 // digest: the worker runs only what the parent verified.
-func (wk *worker) load(ctx context.Context, m *loadMsg) *Error {
+func (wk *worker) load(ctx context.Context, m *loadMsg) *sandbox.Error {
 	if wk.program(m.digest) != nil {
 		return nil
 	}
 	if sha256.Sum256(m.wasm) != m.digest {
-		return errorf(CodeInvalidModule, "the module's bytes do not match its digest")
+		return errorf(sandbox.CodeInvalidModule, "the module's bytes do not match its digest")
 	}
-	p, e := wk.h.compile(ctx, m.wasm)
-	if e != nil {
+	p, err := wk.h.Compile(ctx, m.wasm)
+	if e := (*sandbox.Error)(nil); errors.As(err, &e) {
 		return e
+	} else if err != nil {
+		return errorf(sandbox.CodeUnavailable, "couldn't compile the module: %v", err)
 	}
 	wk.programs = append(wk.programs, &loaded{m.digest, p})
 	if len(wk.programs) > maxPrograms {
-		wk.programs[0].p.close(ctx)
+		wk.programs[0].p.Close(ctx)
 		wk.programs = slices.Delete(wk.programs, 0, 1)
 	}
 	return nil
 }
 
 // program returns the loaded program of a digest, marking it recently used.
-func (wk *worker) program(digest [32]byte) *program {
+func (wk *worker) program(digest [32]byte) *sandbox.Program {
 	i := slices.IndexFunc(wk.programs, func(l *loaded) bool { return l.digest == digest })
 	if i < 0 {
 		return nil
@@ -157,6 +161,6 @@ func (wk *worker) program(digest [32]byte) *program {
 }
 
 func (wk *worker) close(ctx context.Context) {
-	wk.h.close(ctx)
+	wk.h.Close(ctx)
 	wk.cache.Close(ctx)
 }

@@ -1,4 +1,4 @@
-package sandbox
+package worker
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"io"
 	"reflect"
 	"testing"
+
+	"github.com/custos/custos/internal/sandbox"
 )
 
 func sampleMessages() []message {
@@ -13,12 +15,16 @@ func sampleMessages() []message {
 		&configMsg{version: protocolVersion, cacheDir: "/var/cache/custos"},
 		&helloMsg{version: protocolVersion},
 		&loadMsg{digest: [32]byte{1, 2}, wasm: []byte("\x00asm\x01\x00\x00\x00")},
-		&runMsg{digest: [32]byte{3}, call: call{entry: entryTrain, seed: 7, pages: 1, outputBytes: 1 << 20, input: []byte("in")}},
-		&runMsg{digest: [32]byte{4}, call: call{entry: entryRecommend, seed: 1<<64 - 1, pages: maxPages, outputBytes: 5, model: []byte("m"), input: []byte{}}},
-		&resultMsg{output: []byte(`{"items":[]}`), stdout: []byte("out"), stderr: []byte("err")},
-		&resultMsg{err: &Error{Code: CodeTrap, Message: "the module trapped"}, stderr: []byte("panic")},
+		&runMsg{digest: [32]byte{3}, call: sandbox.Call{Entry: sandbox.Train, Seed: 7, Limits: limits(1, 1<<20), Input: []byte("in")}},
+		&runMsg{digest: [32]byte{4}, call: sandbox.Call{Entry: sandbox.Recommend, Seed: 1<<64 - 1, Limits: limits(4<<30, 5), Model: []byte("m"), Input: []byte{}}},
+		&resultMsg{Output: []byte(`{"items":[]}`), Stdout: []byte("out"), Stderr: []byte("err")},
+		&resultMsg{Err: &sandbox.Error{Code: sandbox.CodeTrap, Message: "the module trapped"}, Stderr: []byte("panic")},
 		&missingMsg{},
 	}
+}
+
+func limits(memory uint64, output int) sandbox.Limits {
+	return sandbox.Limits{MemoryBytes: memory, OutputBytes: output}
 }
 
 func encode(m message) []byte {
@@ -56,14 +62,16 @@ func TestProtocolBounds(t *testing.T) {
 		{"unknown type", []byte{'Z'}},
 		{"trailing bytes", append(encode(&helloMsg{1})[4:], 0)},
 		{"short", encode(&helloMsg{1})[4:7]},
-		{"output over the bound", encode(&resultMsg{output: make([]byte, 11)})[4:]},
-		{"stderr over the bound", encode(&resultMsg{stderr: make([]byte, captureBytes+1)})[4:]},
-		{"unknown code", encode(&resultMsg{err: &Error{Code: "algo_other"}})[4:]},
-		{"zero pages", encode(&runMsg{call: call{entry: entryTrain}})[4:]},
-		{"too many pages", encode(&runMsg{call: call{entry: entryTrain, pages: maxPages + 1}})[4:]},
+		{"output over the bound", encode(&resultMsg{Output: make([]byte, 11)})[4:]},
+		{"stderr over the bound", encode(&resultMsg{Stderr: make([]byte, sandbox.CaptureBytes+1)})[4:]},
+		{"unknown code", encode(&resultMsg{Err: &sandbox.Error{Code: "algo_other"}})[4:]},
+		{"zero memory", encode(&runMsg{call: sandbox.Call{Entry: sandbox.Train, Limits: limits(0, 1)}})[4:]},
+		{"zero output", encode(&runMsg{call: sandbox.Call{Entry: sandbox.Train, Limits: limits(1, 0)}})[4:]},
+		{"memory over 4 GiB", encode(&runMsg{call: sandbox.Call{Entry: sandbox.Train, Limits: limits(4<<30+1, 1)}})[4:]},
+		{"output over 1 GiB", encode(&runMsg{call: sandbox.Call{Entry: sandbox.Train, Limits: limits(1, 1<<30+1)}})[4:]},
 		{"module over the bound", append(append([]byte{msgLoad}, make([]byte, 32)...), 0x04, 0, 0, 1)},
-		{"entry 3", encode(&runMsg{call: call{entry: 3, pages: 1}})[4:]},
-		{"model for train", encode(&runMsg{call: call{entry: entryTrain, pages: 1, model: []byte("m")}})[4:]},
+		{"entry 3", encode(&runMsg{call: sandbox.Call{Entry: 3, Limits: limits(1, 1)}})[4:]},
+		{"model for train", encode(&runMsg{call: sandbox.Call{Entry: sandbox.Train, Limits: limits(1, 1), Model: []byte("m")}})[4:]},
 		{"length over the frame", []byte{msgOK, 0xff, 0xff, 0xff, 0xff}},
 	}
 	for _, tc := range tests {
@@ -99,8 +107,8 @@ func FuzzParseMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if r, ok := m.(*resultMsg); ok && len(r.output) > 16 {
-			t.Fatalf("output of %d bytes over the bound", len(r.output))
+		if r, ok := m.(*resultMsg); ok && len(r.Output) > 16 {
+			t.Fatalf("output of %d bytes over the bound", len(r.Output))
 		}
 		if again := m.appendTo(nil); !bytes.Equal(again, payload) {
 			t.Fatalf("%x parses and re-encodes as %x", payload, again)
