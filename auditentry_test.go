@@ -2,6 +2,7 @@ package custos
 
 import (
 	"bytes"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -76,4 +77,75 @@ func FuzzAuditEntry(f *testing.F) {
 			t.Fatalf("two encodings of one entry:\n%s\n%s", data, b)
 		}
 	})
+}
+
+// marshalReflect is the encoding as encoding/json writes it, which
+// MarshalAuditEntry must match byte for byte.
+func marshalReflect(t testing.TB, e AuditEntry) []byte {
+	t.Helper()
+	w := wireEntry{V: AuditEntryVersion, Time: e.Time.UTC().Format(entryTimeLayout), AuditEntry: e}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(w); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// FuzzAuditEntryEncoder checks the hand-written encoder against
+// encoding/json on entries made of arbitrary strings.
+func FuzzAuditEntryEncoder(f *testing.F) {
+	for _, s := range []string{"", "wei", "a\"b\\c", "\x00\x1f\x7f", "<>&", "\u2028\u2029", "\xff\xfe", "日本", "\t\n\r\b\f", "\xed\xa0\x80"} {
+		f.Add(s, s+"x", 3, true, int64(1_800_000_000_123_456_789))
+	}
+	f.Fuzz(func(t *testing.T, a, b string, n int, glass bool, nanos int64) {
+		if len(a) > maxEntryString || len(b) > maxEntryString || n < 0 {
+			return
+		}
+		e := sampleEntry
+		e.Principal, e.Purpose, e.Reason, e.Detail, e.Count, e.BreakGlass = a, b, a+b, b, n, glass
+		e.Time = time.Unix(0, nanos)
+		e.Forms = map[string]string{a: b, b: a, "email": "token"}
+		if a < b {
+			e.Subjects = []string{a, b}
+		}
+		got, err := MarshalAuditEntry(e)
+		if err != nil {
+			return
+		}
+		if want := marshalReflect(t, e); !bytes.Equal(got, want) {
+			t.Fatalf("encoding differs from encoding/json:\n got %q\nwant %q", got, want)
+		}
+	})
+}
+
+func BenchmarkMarshalAuditEntry(b *testing.B) {
+	for range b.N {
+		if _, err := MarshalAuditEntry(sampleEntry); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestAuditEntryTimes(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 7, 1, 12, 0, 0, 0, time.FixedZone("X", 5*3600+1800)),
+		{},
+	} {
+		e := sampleEntry
+		e.Time = tm
+		got, err := MarshalAuditEntry(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := marshalReflect(t, e); !bytes.Equal(got, want) {
+			t.Errorf("time %v:\n got %s\nwant %s", tm, got, want)
+		}
+	}
 }
