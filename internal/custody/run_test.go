@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -233,5 +234,43 @@ func TestRecommendRefusals(t *testing.T) {
 	}
 	if nat.runs.Load() == runs {
 		t.Error("the run did not happen: the test does not test the order of record and release")
+	}
+}
+
+// TestConcurrentRuns trains and recommends at once: every training gets a
+// version of its own and every recommendation succeeds.
+func TestConcurrentRuns(t *testing.T) {
+	_, s, _, _ := running(t)
+	ctx := context.Background()
+	if _, err := s.Train(ctx, svc, "covisit"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	versions := make(chan int, 4)
+	for range 4 {
+		wg.Go(func() {
+			tr, err := s.Train(ctx, svc, "covisit")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			versions <- tr.Model
+		})
+	}
+	for range 8 {
+		wg.Go(func() {
+			if _, err := s.Recommend(ctx, svc, "covisit", "user-bravo", 3); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	close(versions)
+	seen := map[int]bool{}
+	for v := range versions {
+		if seen[v] || v < 2 || v > 5 {
+			t.Errorf("model version %d given twice or out of 2..5", v)
+		}
+		seen[v] = true
 	}
 }
