@@ -16,10 +16,10 @@ import (
 
 // The Cedar entity types of custos.
 const (
-	typePrincipal types.EntityType = "Custos::Principal"
-	typeAction    types.EntityType = "Custos::Action"
-	typeField     types.EntityType = "Custos::Field"
-	typeSubject   types.EntityType = "Custos::Subject"
+	typePrincipal  types.EntityType = "Custos::Principal"
+	typeAction     types.EntityType = "Custos::Action"
+	typeField      types.EntityType = "Custos::Field"
+	typeSubject    types.EntityType = "Custos::Subject"
 	typeAlgorithm  types.EntityType = "Custos::Algorithm"
 	typeGovernance types.EntityType = "Custos::Governance"
 )
