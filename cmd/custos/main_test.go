@@ -60,6 +60,7 @@ func TestScripts(t *testing.T) {
 			"signal":     cmdSignal,
 			"receipt":    cmdReceipt,
 			"sleep":      cmdSleep,
+			"capture":    cmdCapture,
 		},
 	})
 }

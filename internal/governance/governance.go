@@ -701,6 +701,8 @@ func (b *Board) writeFiles(k Kind, c Content) error {
 
 // SuspensionState is who of the operator is suspended.
 type SuspensionState struct {
+	// Deployment names the deployment, which statements must name.
+	Deployment string `json:"deployment"`
 	// All is set when every principal of the operator is suspended.
 	All bool `json:"all"`
 	// Principals are the ids suspended one by one, sorted.
@@ -738,7 +740,11 @@ func (b *Board) loadSuspension() error {
 }
 
 // Suspension returns the suspension state.
-func (b *Board) Suspension() SuspensionState { return *b.suspension.Load() }
+func (b *Board) Suspension() SuspensionState {
+	s := *b.suspension.Load()
+	s.Deployment = b.cfg.Deployment
+	return s
+}
 
 // Suspended reports whether the principal of org with id is suspended:
 // only the operator's principals ever are.
@@ -795,7 +801,9 @@ func (b *Board) State(msg []byte, rec Record) (SuspensionState, error) {
 		return SuspensionState{}, fmt.Errorf("couldn't write the suspension state: %w", err)
 	}
 	b.suspension.Store(next)
-	return *next, nil
+	out := *next
+	out.Deployment = b.cfg.Deployment
+	return out, nil
 }
 
 // transition returns the state st makes of cur.
