@@ -51,7 +51,9 @@ type deployment struct {
 	// governance holds the signed rules in force, the proposals and the
 	// suspension of the operator.
 	governance *governance.Board
-	slog       *slog.Logger
+	// registry is the registry of algorithm bundles.
+	registry *registry.Registry
+	slog     *slog.Logger
 }
 
 // receiptKeyName names the custodian's key in the signed receipts of the
@@ -135,8 +137,7 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	algorithms, err := openRegistry(cfg)
-	if err != nil {
+	if d.registry, err = openRegistry(cfg, d.governance); err != nil {
 		return nil, err
 	}
 	if cfg.Algorithms.Enabled() {
@@ -169,7 +170,7 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		Logger:        log,
 		OnErase:       d.shredder.Erased,
 		MaxDetokenize: cfg.Limits.MaxDetokenize,
-		Registry:      algorithms,
+		Registry:      d.registry,
 		Sandbox:       runner,
 		AlgorithmLimits: sandbox.Limits{
 			MemoryBytes: uint64(cfg.Algorithms.MemoryMiB) << 20,
@@ -204,30 +205,42 @@ func openLog(ctx context.Context, cfg *config.Config, log *slog.Logger) (*auditl
 	})
 }
 
-// openRegistry opens the registry of algorithm bundles with the keys the
-// config lists; with none, it admits nothing.
-func openRegistry(cfg *config.Config) (*registry.Registry, error) {
-	a := cfg.Algorithms
-	read := func(paths []string, what string) ([]string, error) {
-		var vkeys []string
-		for _, p := range paths {
-			vkey, err := notekey.Read(cfg.Path(p), what, false)
-			if err != nil {
-				return nil, fmt.Errorf("%w (write one with custos algo keygen and list its .vkey file)", err)
-			}
-			vkeys = append(vkeys, vkey)
+// readKeys reads the note verifier keys of the files the config lists.
+func readKeys(cfg *config.Config, paths []string, what string) ([]string, error) {
+	var vkeys []string
+	for _, p := range paths {
+		vkey, err := notekey.Read(cfg.Path(p), what, false)
+		if err != nil {
+			return nil, fmt.Errorf("%w (write one with custos algo keygen and list its .vkey file)", err)
 		}
-		return vkeys, nil
+		vkeys = append(vkeys, vkey)
 	}
-	operators, err := read(a.Operators, "algorithms.operators key")
+	return vkeys, nil
+}
+
+// configuredReviewers returns the reviewer set custos.yaml lists.
+func configuredReviewers(cfg *config.Config) (governance.Algorithms, error) {
+	reviewers, err := readKeys(cfg, cfg.Algorithms.Reviewers, "algorithms.reviewers key")
+	if err != nil {
+		return governance.Algorithms{}, err
+	}
+	return governance.Algorithms{Reviewers: reviewers, Approvals: cfg.Algorithms.Approvals}, nil
+}
+
+// openRegistry opens the registry of algorithm bundles with the operator
+// keys the config lists and the signed reviewer set; with no keys, it
+// admits nothing.
+func openRegistry(cfg *config.Config, g *governance.Board) (*registry.Registry, error) {
+	a := cfg.Algorithms
+	operators, err := readKeys(cfg, a.Operators, "algorithms.operators key")
 	if err != nil {
 		return nil, err
 	}
-	reviewers, err := read(a.Reviewers, "algorithms.reviewers key")
+	signed, err := governance.ParseAlgorithms(g.InForce(governance.KindAlgorithms)[governance.AlgorithmsFile])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the signed reviewer set: %w", err)
 	}
-	r, err := registry.Open(registry.Config{Dir: cfg.Path(a.Dir), Operators: operators, Reviewers: reviewers, Required: a.Approvals})
+	r, err := registry.Open(registry.Config{Dir: cfg.Path(a.Dir), Operators: operators, Reviewers: signed.Reviewers, Required: signed.Approvals})
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the algorithm registry: %w", err)
 	}
@@ -273,8 +286,9 @@ func openGovernance(ctx context.Context, cfg *config.Config, d *deployment, log 
 		Dir: cfg.Path(g.Dir), Deployment: cfg.Name,
 		PolicyDir: cfg.Path(cfg.Policies), SchemaPath: cfg.Path(cfg.Schema),
 		Signers: signers, Require: g.Require, Suspender: g.Suspender,
-		Check:   checkRules,
-		Install: d.install,
+		Algorithms: func() (governance.Algorithms, error) { return configuredReviewers(cfg) },
+		Check:      d.check,
+		Install:    d.install,
 	}, d.recordGovernance(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the governance of the rules: %w", err)
@@ -282,10 +296,17 @@ func openGovernance(ctx context.Context, cfg *config.Config, d *deployment, log 
 	return b, nil
 }
 
-// checkRules checks that content of kind k loads.
-func checkRules(k governance.Kind, c governance.Content) error {
-	if k == governance.KindSchema {
+// check checks that content of kind k loads.
+func (d *deployment) check(k governance.Kind, c governance.Content) error {
+	switch k {
+	case governance.KindSchema:
 		_, err := loadSchema(c)
+		return err
+	case governance.KindAlgorithms:
+		a, err := governance.ParseAlgorithms(c[governance.AlgorithmsFile])
+		if err == nil && d.registry != nil {
+			err = d.registry.CheckReviewers(a.Reviewers, a.Approvals)
+		}
 		return err
 	}
 	_, err := policy.Parse(c)
@@ -311,6 +332,14 @@ func (d *deployment) install(k governance.Kind, c governance.Content) error {
 			return err
 		}
 		d.policy.Replace(set)
+	case governance.KindAlgorithms:
+		a, err := governance.ParseAlgorithms(c[governance.AlgorithmsFile])
+		if err != nil {
+			return err
+		}
+		if err := d.registry.SetReviewers(a.Reviewers, a.Approvals); err != nil {
+			return err
+		}
 	}
 	d.slog.Info("signed rules put in force", "kind", string(k), "digest", governance.Digest(c))
 	return nil

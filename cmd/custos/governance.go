@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/custos/custos/internal/governance"
 	"github.com/custos/custos/internal/notekey"
 	"github.com/custos/custos/internal/safefile"
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -21,7 +23,7 @@ import (
 // signatures, and the monitor's suspension of the operator.
 
 const (
-	proposeUse = "custos propose --server URL --token TOKEN|--token-file FILE --kind policy --dir NEWDIR | --kind schema --file NEWFILE"
+	proposeUse = "custos propose --server URL --token TOKEN|--token-file FILE --kind policy --dir NEWDIR | --kind schema|algorithms --file NEWFILE"
 	signUse    = "custos approve --server URL --token TOKEN|--token-file FILE --key FILE --proposal ID"
 	suspendUse = "custos suspend --server URL --token TOKEN|--token-file FILE --key FILE [--principal ID ...] --reason TEXT"
 	liftUse    = "custos lift --server URL --token TOKEN|--token-file FILE --key FILE [--principal ID ...] --reason TEXT"
@@ -45,13 +47,13 @@ func (e *env) propose(ctx context.Context, args []string) error {
 	fs := e.flags("propose", proposeUse+"\n\nExample:\n    custos propose --server http://127.0.0.1:8080 --token $CUSTODIAN --kind policy --dir ./new-policies")
 	af := newAPIFlags(fs)
 	kind := fs.String("kind", "", "what the proposal changes: policy or schema")
-	file := fs.String("file", "", "the new schema file (--kind schema)")
+	file := fs.String("file", "", "the new schema file (--kind schema), or a YAML file listing the reviewers' .vkey files and the approvals a bundle needs (--kind algorithms: \"reviewers: [alice.vkey, bob.vkey]\" and \"approvals: 2\")")
 	dir := fs.String("dir", "", "the directory of the whole new policy set, its *.cedar files (--kind policy)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	k := governance.Kind(*kind)
-	if !af.set() || (k == governance.KindPolicy) == (*dir == "") || (k == governance.KindSchema) == (*file == "") {
+	if !af.set() || (k == governance.KindPolicy) == (*dir == "") || (k == governance.KindPolicy) == (*file != "") || !slices.Contains(governance.Kinds, k) {
 		fs.Usage()
 		return errUsage
 	}
@@ -85,6 +87,14 @@ func (e *env) propose(ctx context.Context, args []string) error {
 // the *.cedar files of the policy directory.
 func readContent(k governance.Kind, file, dir string) (governance.Content, error) {
 	c := governance.Content{}
+	if k == governance.KindAlgorithms {
+		a, err := readReviewers(file)
+		if err != nil {
+			return nil, err
+		}
+		c[governance.AlgorithmsFile] = a.Marshal()
+		return c, nil
+	}
 	if k == governance.KindSchema {
 		data, err := safefile.ReadCapped(file, governance.MaxContent)
 		if err != nil {
@@ -111,6 +121,36 @@ func readContent(k governance.Kind, file, dir string) (governance.Content, error
 		return nil, fmt.Errorf("%s holds no .cedar file: a policy proposal is the whole new set", dir)
 	}
 	return c, nil
+}
+
+// readReviewers reads a proposed reviewer set: a YAML file listing the
+// reviewers' .vkey files (relative to it) and the approvals a bundle needs.
+func readReviewers(file string) (governance.Algorithms, error) {
+	data, err := safefile.ReadCapped(file, 64<<10)
+	if err != nil {
+		return governance.Algorithms{}, fmt.Errorf("couldn't read the reviewer set: %w", err)
+	}
+	var in struct {
+		Reviewers []string `yaml:"reviewers"`
+		Approvals int      `yaml:"approvals"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&in); err != nil {
+		return governance.Algorithms{}, fmt.Errorf("%s: want \"reviewers: [FILE.vkey, ...]\" and \"approvals: N\": %w", file, err)
+	}
+	a := governance.Algorithms{Approvals: in.Approvals}
+	for _, p := range in.Reviewers {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(file), p)
+		}
+		vkey, err := notekey.Read(p, "reviewer key", false)
+		if err != nil {
+			return governance.Algorithms{}, err
+		}
+		a.Reviewers = append(a.Reviewers, vkey)
+	}
+	return a, nil
 }
 
 func (e *env) approve(ctx context.Context, args []string) error {

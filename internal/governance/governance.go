@@ -1,7 +1,7 @@
 // Package governance keeps the rules a custos deployment runs under — its
-// Cedar policies and its schema — and the monitor's suspension of the
-// operator, and changes them only with the signatures the configuration
-// requires.
+// Cedar policies, its schema and the reviewer set of its algorithm
+// registry — and the monitor's suspension of the operator, and changes
+// them only with the signatures the configuration requires.
 //
 // A change is a proposal: a signed-note text (see Proposal) naming the kind
 // of rules, the digest of the content in force, the digest of the content
@@ -12,7 +12,9 @@
 // signed state in force (kept in the governance directory), the files the
 // server loads are rewritten from it, and Config.Install puts it in force
 // in memory. A proposal made against content that is no longer in force
-// is stale and never applies.
+// is stale and never applies. The reviewer set has no file of its own: the
+// signed set is the one served, and the one the configuration file lists
+// is compared with it as the files are.
 //
 // Nothing unsigned is ever put in force: Open and Reload compare the files
 // on disk with the signed state, and content that differs is refused and
@@ -112,6 +114,11 @@ type Config struct {
 	// PolicyDir and SchemaPath are the files the server loads: the policy
 	// directory (its *.cedar files) and the schema file.
 	PolicyDir, SchemaPath string
+	// Algorithms is the reviewer set as the configuration file lists it,
+	// which stands for the files on disk of KindAlgorithms; none when nil.
+	// The signed set is the one in force: the configuration's is compared
+	// with it, and refused when it differs, as files on disk are.
+	Algorithms func() (Algorithms, error)
 	// Signers lists the note verifier keys (NAME.vkey text) of each role.
 	// No key may be listed twice, and no two keys may share a name.
 	Signers map[string][]string
@@ -226,9 +233,47 @@ func Open(cfg Config, rec Record) (*Board, error) {
 		}
 	}
 	b.settle()
-	events := b.compare()
+	events, err := b.firstReviewers()
+	if err != nil {
+		return nil, err
+	}
+	events = append(events, b.compare()...)
 	events = append(events, b.rulesEvent("at start"))
-	return b, rec(events)
+	if err := rec(events); err != nil {
+		return nil, err
+	}
+	if len(events) > 0 && events[0].Action == ActionInit {
+		return b, b.writeInForce()
+	}
+	return b, nil
+}
+
+// firstReviewers takes the reviewer set the configuration lists as the
+// signed one while the signed set is empty: an empty set admits no
+// algorithm, and the first set configured is trusted on first use as the
+// files are at the first start. From then on the set changes only by
+// signed proposals.
+func (b *Board) firstReviewers() ([]Event, error) {
+	cur, err := ParseAlgorithms([]byte(b.inForce[KindAlgorithms].Files[AlgorithmsFile]))
+	if err != nil || len(cur.Reviewers) > 0 || b.cfg.Algorithms == nil {
+		return nil, err
+	}
+	c, err := b.disk(KindAlgorithms)
+	if err != nil {
+		return nil, err
+	}
+	a, err := ParseAlgorithms(c[AlgorithmsFile])
+	if err != nil || len(a.Reviewers) == 0 {
+		return nil, err
+	}
+	if b.cfg.Check != nil {
+		if err := b.cfg.Check(KindAlgorithms, c); err != nil {
+			return nil, fmt.Errorf("couldn't take the configured reviewer set as the first signed one: %w", err)
+		}
+	}
+	b.inForce[KindAlgorithms] = newSigned(c, "", b.cfg.Now().UTC())
+	return []Event{{Action: ActionInit, Kind: KindAlgorithms, Proposed: b.inForce[KindAlgorithms].Digest,
+		Detail: "trust on first use: the first reviewer set configured becomes the signed one"}}, nil
 }
 
 // keys parses the signers' keys, refusing sets that would let one key
@@ -272,6 +317,15 @@ func (b *Board) keys() error {
 func (b *Board) disk(k Kind) (Content, error) {
 	c := Content{}
 	switch k {
+	case KindAlgorithms:
+		var a Algorithms
+		if b.cfg.Algorithms != nil {
+			var err error
+			if a, err = b.cfg.Algorithms(); err != nil {
+				return nil, err
+			}
+		}
+		c[AlgorithmsFile] = a.Marshal()
 	case KindSchema:
 		data, err := safefile.ReadCapped(b.cfg.SchemaPath, MaxContent)
 		if err != nil {
@@ -677,7 +731,12 @@ func (b *Board) apply(id string, p, next *proposal, events []Event, rec Record) 
 
 // writeFiles rewrites the files the server loads of kind k with c.
 func (b *Board) writeFiles(k Kind, c Content) error {
-	if k == KindSchema {
+	switch k {
+	case KindAlgorithms:
+		// The server loads the signed set itself: custos.yaml is not
+		// rewritten.
+		return nil
+	case KindSchema:
 		return safefile.Replace(b.cfg.SchemaPath, c[SchemaFile], 0o644)
 	}
 	for n, d := range c {

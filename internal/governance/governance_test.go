@@ -1,6 +1,7 @@
 package governance
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -108,7 +109,7 @@ func code(err error) string {
 func TestProposalNeedsEveryRole(t *testing.T) {
 	e := newEnv(t)
 	b := e.open(t)
-	if got := strings.Join(e.actions(), ","); got != "gov-init,gov-init,rules-in-force" {
+	if got := strings.Join(e.actions(), ","); got != "gov-init,gov-init,gov-init,rules-in-force" {
 		t.Fatalf("first start recorded %s", got)
 	}
 	start, _ := b.Rules()
@@ -327,13 +328,107 @@ func TestSuspension(t *testing.T) {
 	if _, err := b.State(liftMsg, e.rec); code(err) != custos.CodeConflict {
 		t.Fatalf("a replayed lift: %v", err)
 	}
-	if got := strings.Join(e.actions()[3:], ","); got != "suspend,lift,suspend" {
+	if got := strings.Join(e.actions()[4:], ","); got != "suspend,lift,suspend" {
 		t.Fatalf("recorded %s", got)
 	}
 	// The state survives a restart.
 	if b = e.open(t); !b.Suspended("operator", "wei") {
 		t.Fatal("the suspension did not survive a restart")
 	}
+}
+
+// TestAlgorithms checks that the reviewer set is governed like the
+// files: a configuration listing other reviewers is refused, a signed
+// proposal changes the set in force.
+func TestAlgorithms(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := newKey(t, "alice"), newKey(t, "bob")
+	configured := Algorithms{Reviewers: []string{alice.vkey}, Approvals: 1}
+	e.cfg.Algorithms = func() (Algorithms, error) { return configured, nil }
+	b := e.open(t)
+	if a, err := ParseAlgorithms(b.InForce(KindAlgorithms)[AlgorithmsFile]); err != nil || len(a.Reviewers) != 1 {
+		t.Fatalf("first signed set %+v, %v", a, err)
+	}
+	for _, tc := range []struct {
+		name string
+		a    string
+	}{
+		{"approvals beyond the reviewers", string(Algorithms{Reviewers: []string{alice.vkey}, Approvals: 2}.Marshal())},
+		{"not canonical", `{"reviewers":[],"approvals":0}`},
+		{"not a key", string(Algorithms{Reviewers: []string{"alice"}, Approvals: 1}.Marshal())},
+		{"a key twice", string(Algorithms{Reviewers: []string{alice.vkey, alice.vkey}, Approvals: 1}.Marshal())},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := b.Propose(KindAlgorithms, Content{AlgorithmsFile: []byte(tc.a)}, e.rec); code(err) != custos.CodeInvalidRequest {
+				t.Fatalf("Propose = %v", err)
+			}
+		})
+	}
+	next := Algorithms{Reviewers: []string{alice.vkey, bob.vkey}, Approvals: 2}
+	v, _, err := b.Propose(KindAlgorithms, Content{AlgorithmsFile: next.Marshal()}, e.rec)
+	if err != nil || !strings.Contains(v.Diff, "+    \""+bob.vkey) {
+		t.Fatalf("Propose = %v, diff:\n%s", err, v.Diff)
+	}
+	for _, k := range []key{e.custodian, e.monitor} {
+		if _, err := b.Sign(v.ID, sign(t, k, v.Text), e.rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, _ := ParseAlgorithms(e.installed[KindAlgorithms][AlgorithmsFile]); a.Approvals != 2 {
+		t.Fatalf("installed %+v", a)
+	}
+	// The configuration still lists alice alone: refused at start, the
+	// signed set stays in force.
+	e.events = nil
+	b = e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "gov-unsigned,rules-in-force" || e.events[0].Kind != KindAlgorithms {
+		t.Fatalf("start recorded %s", got)
+	}
+	if a, _ := ParseAlgorithms(b.InForce(KindAlgorithms)[AlgorithmsFile]); len(a.Reviewers) != 2 {
+		t.Fatalf("in force after restart: %+v", a)
+	}
+}
+
+// TestFirstReviewers checks that while the signed reviewer set is empty,
+// the first set configured is taken (trust on first use), and then only a
+// signed proposal changes it.
+func TestFirstReviewers(t *testing.T) {
+	e := newEnv(t)
+	configured := Algorithms{Approvals: 2}
+	e.cfg.Algorithms = func() (Algorithms, error) { return configured, nil }
+	e.open(t)
+	configured = Algorithms{Reviewers: []string{newKey(t, "alice").vkey}, Approvals: 1}
+	e.events = nil
+	b := e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "gov-init,rules-in-force" || e.events[0].Kind != KindAlgorithms {
+		t.Fatalf("start recorded %s", got)
+	}
+	if a, _ := ParseAlgorithms(b.InForce(KindAlgorithms)[AlgorithmsFile]); len(a.Reviewers) != 1 {
+		t.Fatalf("signed set %+v", a)
+	}
+	configured.Reviewers = append(configured.Reviewers, newKey(t, "bob").vkey)
+	e.events = nil
+	b = e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "gov-unsigned,rules-in-force" {
+		t.Fatalf("start recorded %s", got)
+	}
+	if a, _ := ParseAlgorithms(b.InForce(KindAlgorithms)[AlgorithmsFile]); len(a.Reviewers) != 1 {
+		t.Fatalf("signed set after an unsigned change %+v", a)
+	}
+}
+
+func FuzzParseAlgorithms(f *testing.F) {
+	f.Add(Algorithms{Reviewers: []string{newKey(f, "alice").vkey}, Approvals: 1}.Marshal())
+	f.Add(Algorithms{}.Marshal())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := ParseAlgorithms(data)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(a.Marshal(), data) {
+			t.Fatalf("parsed %q, which writes %q", data, a.Marshal())
+		}
+	})
 }
 
 func TestDiff(t *testing.T) {

@@ -1,8 +1,10 @@
 package governance
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Kind is what a proposal changes.
@@ -21,17 +25,24 @@ const (
 	KindPolicy Kind = "policy"
 	// KindSchema is the schema file.
 	KindSchema Kind = "schema"
+	// KindAlgorithms is the reviewer set of the algorithm registry and the
+	// approvals a bundle needs: one file, AlgorithmsFile (see Algorithms).
+	KindAlgorithms Kind = "algorithms"
 )
 
 // Kinds lists the kinds, in the order the rules in force name them.
-var Kinds = []Kind{KindPolicy, KindSchema}
+var Kinds = []Kind{KindPolicy, KindSchema, KindAlgorithms}
 
 // Content is the content of one kind of rules: files by base name. A
 // schema has one file, SchemaFile.
 type Content map[string][]byte
 
-// SchemaFile names the one file of a schema's Content.
-const SchemaFile = "schema.yaml"
+// SchemaFile names the one file of a schema's Content, AlgorithmsFile the
+// one file of the algorithms'.
+const (
+	SchemaFile     = "schema.yaml"
+	AlgorithmsFile = "algorithms.json"
+)
 
 // Bounds of what a proposal or statement holds.
 const (
@@ -54,7 +65,7 @@ var (
 // bounds. Whether the files parse is the caller's to check.
 func (k Kind) Check(c Content) error {
 	if !slices.Contains(Kinds, k) {
-		return fmt.Errorf("unknown kind %q: want policy or schema", k)
+		return fmt.Errorf("unknown kind %q: want policy, schema or algorithms", k)
 	}
 	if len(c) == 0 || len(c) > maxFiles {
 		return fmt.Errorf("a %s proposal holds between 1 and %d files", k, maxFiles)
@@ -66,6 +77,8 @@ func (k Kind) Check(c Content) error {
 			return fmt.Errorf("policy file %q is not named NAME.cedar with letters, digits and ._-", name)
 		case k == KindSchema && name != SchemaFile:
 			return fmt.Errorf("a schema proposal holds one file, %s", SchemaFile)
+		case k == KindAlgorithms && name != AlgorithmsFile:
+			return fmt.Errorf("an algorithms proposal holds one file, %s", AlgorithmsFile)
 		case !utf8.Valid(data):
 			return fmt.Errorf("%s is not UTF-8 text", name)
 		}
@@ -74,7 +87,70 @@ func (k Kind) Check(c Content) error {
 	if total > MaxContent {
 		return fmt.Errorf("a proposal holds at most %d bytes of files", MaxContent)
 	}
+	if k == KindAlgorithms {
+		if _, err := ParseAlgorithms(c[AlgorithmsFile]); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// Algorithms is the reviewer set of the algorithm registry: the note
+// verifier keys (NAME.vkey text) of the custodian's reviewers, sorted, and
+// the number of distinct reviewers' approvals a bundle needs. Its content
+// is its Marshal, one key a line.
+type Algorithms struct {
+	Reviewers []string `json:"reviewers"`
+	Approvals int      `json:"approvals"`
+}
+
+// maxReviewers bounds the reviewer set.
+const maxReviewers = 64
+
+// Marshal returns the canonical text of a: indented JSON, reviewers
+// sorted.
+func (a Algorithms) Marshal() []byte {
+	a.Reviewers = slices.Sorted(slices.Values(a.Reviewers))
+	if a.Reviewers == nil {
+		a.Reviewers = []string{}
+	}
+	b, _ := json.MarshalIndent(a, "", "  ")
+	return append(b, '\n')
+}
+
+// ParseAlgorithms parses the canonical text of a reviewer set, refusing
+// anything Marshal would not have written: keys that are not note
+// verifier keys or are listed twice, or approvals outside 1 to the number
+// of reviewers (0 to 64 with no reviewers).
+func ParseAlgorithms(data []byte) (Algorithms, error) {
+	var a Algorithms
+	if len(data) > 64<<10 {
+		return a, errors.New("the reviewer set is too large")
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&a); err != nil {
+		return a, fmt.Errorf("malformed reviewer set: %w", err)
+	}
+	if len(a.Reviewers) > maxReviewers {
+		return a, fmt.Errorf("a reviewer set lists at most %d keys", maxReviewers)
+	}
+	for _, r := range a.Reviewers {
+		if _, err := note.NewVerifier(r); err != nil {
+			return a, errors.New("a reviewer is not a note verifier key")
+		}
+	}
+	switch {
+	case len(a.Reviewers) > 0 && (a.Approvals < 1 || a.Approvals > len(a.Reviewers)):
+		return a, fmt.Errorf("approvals must be between 1 and the number of reviewers (%d)", len(a.Reviewers))
+	case a.Approvals < 0 || a.Approvals > maxReviewers:
+		return a, fmt.Errorf("approvals must be between 0 and %d", maxReviewers)
+	case len(slices.Compact(slices.Clone(a.Reviewers))) != len(a.Reviewers):
+		return a, errors.New("a reviewer key is listed twice")
+	case !bytes.Equal(a.Marshal(), data):
+		return a, errors.New("the reviewer set is not canonical: reviewers sorted, indented as custos writes it")
+	}
+	return a, nil
 }
 
 // Digest returns "sha256:" and the hex SHA-256 of c: for each file in name
