@@ -23,7 +23,7 @@ import (
 // signatures, and the monitor's suspension of the operator.
 
 const (
-	proposeUse = "custos propose --server URL --token TOKEN|--token-file FILE --kind policy --dir NEWDIR | --kind schema|algorithms --file NEWFILE"
+	proposeUse = "custos propose --server URL --token TOKEN|--token-file FILE --kind policy --dir NEWDIR | --kind schema|algorithms|signers --file NEWFILE"
 	signUse    = "custos approve --server URL --token TOKEN|--token-file FILE --key FILE --proposal ID"
 	suspendUse = "custos suspend --server URL --token TOKEN|--token-file FILE --key FILE [--principal ID ...] --reason TEXT"
 	liftUse    = "custos lift --server URL --token TOKEN|--token-file FILE --key FILE [--principal ID ...] --reason TEXT"
@@ -47,7 +47,7 @@ func (e *env) propose(ctx context.Context, args []string) error {
 	fs := e.flags("propose", proposeUse+"\n\nExample:\n    custos propose --server http://127.0.0.1:8080 --token $CUSTODIAN --kind policy --dir ./new-policies")
 	af := newAPIFlags(fs)
 	kind := fs.String("kind", "", "what the proposal changes: policy or schema")
-	file := fs.String("file", "", "the new schema file (--kind schema), or a YAML file listing the reviewers' .vkey files and the approvals a bundle needs (--kind algorithms: \"reviewers: [alice.vkey, bob.vkey]\" and \"approvals: 2\")")
+	file := fs.String("file", "", "the new schema file (--kind schema), or a YAML file listing the reviewers' .vkey files and the approvals a bundle needs (--kind algorithms: \"reviewers: [alice.vkey, bob.vkey]\" and \"approvals: 2\"), or one listing the governance signers' .vkey files by role (--kind signers: \"signers: {custodian: [a.vkey], monitor: [m.vkey]}\", \"require: [custodian, monitor]\", \"suspender: monitor\")")
 	dir := fs.String("dir", "", "the directory of the whole new policy set, its *.cedar files (--kind policy)")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -87,6 +87,14 @@ func (e *env) propose(ctx context.Context, args []string) error {
 // the *.cedar files of the policy directory.
 func readContent(k governance.Kind, file, dir string) (governance.Content, error) {
 	c := governance.Content{}
+	if k == governance.KindSigners {
+		s, err := readSigners(file)
+		if err != nil {
+			return nil, err
+		}
+		c[governance.SignersFile] = s.Marshal()
+		return c, nil
+	}
 	if k == governance.KindAlgorithms {
 		a, err := readReviewers(file)
 		if err != nil {
@@ -139,18 +147,57 @@ func readReviewers(file string) (governance.Algorithms, error) {
 	if err := dec.Decode(&in); err != nil {
 		return governance.Algorithms{}, fmt.Errorf("%s: want \"reviewers: [FILE.vkey, ...]\" and \"approvals: N\": %w", file, err)
 	}
-	a := governance.Algorithms{Approvals: in.Approvals}
-	for _, p := range in.Reviewers {
+	keys, err := readVkeys(file, in.Reviewers, "reviewer key")
+	if err != nil {
+		return governance.Algorithms{}, err
+	}
+	return governance.Algorithms{Reviewers: keys, Approvals: in.Approvals}, nil
+}
+
+// readSigners reads a proposed signer set: a YAML file listing the
+// signers' .vkey files (relative to it) by role, the roles required and
+// the suspender role.
+func readSigners(file string) (governance.Signers, error) {
+	data, err := safefile.ReadCapped(file, 64<<10)
+	if err != nil {
+		return governance.Signers{}, fmt.Errorf("couldn't read the signer set: %w", err)
+	}
+	var in struct {
+		Signers   map[string][]string `yaml:"signers"`
+		Require   []string            `yaml:"require"`
+		Suspender string              `yaml:"suspender"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&in); err != nil {
+		return governance.Signers{}, fmt.Errorf("%s: want \"signers: {ROLE: [FILE.vkey, ...]}\", \"require: [ROLE, ...]\" and \"suspender: ROLE\": %w", file, err)
+	}
+	s := governance.Signers{Roles: map[string][]string{}, Require: in.Require, Suspender: in.Suspender}
+	for role, paths := range in.Signers {
+		keys, err := readVkeys(file, paths, "governance key")
+		if err != nil {
+			return governance.Signers{}, err
+		}
+		s.Roles[role] = keys
+	}
+	return s, nil
+}
+
+// readVkeys reads the note verifier keys in the files paths names,
+// relative to the directory of file.
+func readVkeys(file string, paths []string, what string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(filepath.Dir(file), p)
 		}
-		vkey, err := notekey.Read(p, "reviewer key", false)
+		vkey, err := notekey.Read(p, what, false)
 		if err != nil {
-			return governance.Algorithms{}, err
+			return nil, err
 		}
-		a.Reviewers = append(a.Reviewers, vkey)
+		out = append(out, vkey)
 	}
-	return a, nil
+	return out, nil
 }
 
 func (e *env) approve(ctx context.Context, args []string) error {

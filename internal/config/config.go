@@ -193,10 +193,13 @@ type Algorithms struct {
 func (a Algorithms) Enabled() bool { return len(a.Operators) > 0 || len(a.Reviewers) > 0 }
 
 // Governance configures the signed governance of the rules: a change to
-// the policies or the schema is a proposal that takes effect only once it
-// carries one signature by a key of each role in Require. Suspensions of
-// the operator are signed by a key of the Suspender role. With no signers
-// listed, no change can ever be applied: the rules stay as they are.
+// the policies, the schema, the algorithm reviewer set or the signers is a
+// proposal that takes effect only once it carries one signature by a key
+// of each role in Require. Suspensions of the operator are signed by a key
+// of the Suspender role. With no signers listed, no change can ever be
+// applied: the rules stay as they are. The first signers listed are
+// trusted on first use; from then on the signed set is the one in force,
+// and a different set listed here is refused (see internal/governance).
 type Governance struct {
 	// Dir keeps the signed rules in force, the proposals and the
 	// suspension state.

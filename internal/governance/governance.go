@@ -119,14 +119,17 @@ type Config struct {
 	// The signed set is the one in force: the configuration's is compared
 	// with it, and refused when it differs, as files on disk are.
 	Algorithms func() (Algorithms, error)
-	// Signers lists the note verifier keys (NAME.vkey text) of each role.
-	// No key may be listed twice, and no two keys may share a name.
-	Signers map[string][]string
-	// Require lists the roles a proposal needs one signature of each.
-	// Each must have keys in Signers, unless Signers is empty: then no
-	// proposal can ever be applied.
-	Require []string
-	// Suspender is the role whose keys sign suspensions.
+	// Signers lists the note verifier keys (NAME.vkey text) of each role,
+	// Require the roles a proposal needs one signature of each, and
+	// Suspender the role whose keys sign suspensions, as the configuration
+	// file lists them: they stand for the files on disk of KindSigners. No
+	// key may be listed twice, no two keys may share a name, and each
+	// required role and the suspender must have keys unless Signers is
+	// empty: then no proposal or suspension can ever be signed. The signed
+	// set is the one in force; the first non-empty set configured is
+	// trusted on first use.
+	Signers   map[string][]string
+	Require   []string
 	Suspender string
 	// Check checks that proposed content parses as its kind; Install puts
 	// applied content in force in memory. Install must not fail for
@@ -141,6 +144,7 @@ type Config struct {
 // Open.
 type Board struct {
 	cfg        Config
+	signers    Signers // in force
 	verifiers  note.Verifiers
 	suspenders note.Verifiers
 	roles      map[string]string // key name → role
@@ -204,7 +208,7 @@ func Open(cfg Config, rec Record) (*Board, error) {
 		cfg.Now = time.Now
 	}
 	b := &Board{cfg: cfg, inForce: map[Kind]*signed{}, proposals: map[string]*proposal{}}
-	if err := b.keys(); err != nil {
+	if _, _, _, err := b.configured().keys(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, proposalsDir), 0o700); err != nil {
@@ -219,7 +223,10 @@ func Open(cfg Config, rec Record) (*Board, error) {
 	raw, err := safefile.ReadCapped(filepath.Join(cfg.Dir, inForceFile), maxStateFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return b, b.trustOnFirstUse(rec)
+		if err := b.trustOnFirstUse(rec); err != nil {
+			return nil, err
+		}
+		return b, b.useSigners()
 	case err != nil:
 		return nil, fmt.Errorf("couldn't read the signed rules: %w", err)
 	}
@@ -233,7 +240,7 @@ func Open(cfg Config, rec Record) (*Board, error) {
 		}
 	}
 	b.settle()
-	events, err := b.firstReviewers()
+	events, err := b.firstUse()
 	if err != nil {
 		return nil, err
 	}
@@ -243,80 +250,87 @@ func Open(cfg Config, rec Record) (*Board, error) {
 		return nil, err
 	}
 	if len(events) > 0 && events[0].Action == ActionInit {
-		return b, b.writeInForce()
+		if err := b.writeInForce(); err != nil {
+			return nil, err
+		}
 	}
-	return b, nil
+	return b, b.useSigners()
 }
 
-// firstReviewers takes the reviewer set the configuration lists as the
-// signed one while the signed set is empty: an empty set admits no
-// algorithm, and the first set configured is trusted on first use as the
+// configured returns the signer set the configuration lists.
+func (b *Board) configured() Signers {
+	return Signers{Roles: b.cfg.Signers, Require: b.cfg.Require, Suspender: b.cfg.Suspender}
+}
+
+// useSigners puts the signed signer set in force.
+func (b *Board) useSigners() error {
+	s, err := ParseSigners([]byte(b.inForce[KindSigners].Files[SignersFile]))
+	if err != nil {
+		return fmt.Errorf("the signed signer set: %w", err)
+	}
+	roles, all, sus, err := s.keys()
+	if err != nil {
+		return err
+	}
+	b.signers, b.roles, b.verifiers, b.suspenders = s, roles, note.VerifierList(all...), note.VerifierList(sus...)
+	return nil
+}
+
+// firstUse takes the reviewer set and the signer set the configuration
+// lists as the signed ones while the signed ones are empty.
+func (b *Board) firstUse() ([]Event, error) {
+	var events []Event
+	for _, k := range []Kind{KindAlgorithms, KindSigners} {
+		ev, err := b.firstSet(k)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, ev...)
+	}
+	return events, nil
+}
+
+// firstSet takes the set of kind k (reviewers or signers) the
+// configuration lists as the signed one while the signed set is empty: an
+// empty reviewer set admits no algorithm and an empty signer set signs
+// nothing, and the first set configured is trusted on first use as the
 // files are at the first start. From then on the set changes only by
 // signed proposals.
-func (b *Board) firstReviewers() ([]Event, error) {
-	cur, err := ParseAlgorithms([]byte(b.inForce[KindAlgorithms].Files[AlgorithmsFile]))
-	if err != nil || len(cur.Reviewers) > 0 || b.cfg.Algorithms == nil {
+func (b *Board) firstSet(k Kind) ([]Event, error) {
+	empty := func(c Content) (bool, error) {
+		if k == KindAlgorithms {
+			a, err := ParseAlgorithms(c[AlgorithmsFile])
+			return len(a.Reviewers) == 0, err
+		}
+		s, err := ParseSigners(c[SignersFile])
+		return s.Empty(), err
+	}
+	if e, err := empty(b.inForce[k].content()); err != nil || !e {
 		return nil, err
 	}
-	c, err := b.disk(KindAlgorithms)
+	c, err := b.disk(k)
 	if err != nil {
 		return nil, err
 	}
-	a, err := ParseAlgorithms(c[AlgorithmsFile])
-	if err != nil || len(a.Reviewers) == 0 {
+	if e, err := empty(c); err != nil || e {
 		return nil, err
 	}
 	if b.cfg.Check != nil {
-		if err := b.cfg.Check(KindAlgorithms, c); err != nil {
-			return nil, fmt.Errorf("couldn't take the configured reviewer set as the first signed one: %w", err)
+		if err := b.cfg.Check(k, c); err != nil {
+			return nil, fmt.Errorf("couldn't take the configured %s as the first signed ones: %w", k, err)
 		}
 	}
-	b.inForce[KindAlgorithms] = newSigned(c, "", b.cfg.Now().UTC())
-	return []Event{{Action: ActionInit, Kind: KindAlgorithms, Proposed: b.inForce[KindAlgorithms].Digest,
-		Detail: "trust on first use: the first reviewer set configured becomes the signed one"}}, nil
-}
-
-// keys parses the signers' keys, refusing sets that would let one key
-// count twice or a required role never sign.
-func (b *Board) keys() error {
-	var vs, sus []note.Verifier
-	b.roles = map[string]string{}
-	seen := map[string]bool{}
-	for _, role := range slices.Sorted(maps.Keys(b.cfg.Signers)) {
-		for i, t := range b.cfg.Signers[role] {
-			v, err := note.NewVerifier(t)
-			if err != nil {
-				return fmt.Errorf("governance %s key %d is not a note verifier key: %w", role, i+1, err)
-			}
-			key := strings.SplitN(t, "+", 3)[2]
-			switch {
-			case seen[key]:
-				return fmt.Errorf("governance key %s is listed twice: one key counts for one role, once", v.Name())
-			case b.roles[v.Name()] != "":
-				return fmt.Errorf("two governance keys are named %s: each key needs its own name", v.Name())
-			}
-			seen[key], b.roles[v.Name()] = true, role
-			vs = append(vs, v)
-			if role == b.cfg.Suspender {
-				sus = append(sus, v)
-			}
-		}
-	}
-	if len(vs) > 0 {
-		for _, r := range b.cfg.Require {
-			if len(b.cfg.Signers[r]) == 0 {
-				return fmt.Errorf("governance requires a signature of role %s, which lists no key: no change could ever be applied", r)
-			}
-		}
-	}
-	b.verifiers, b.suspenders = note.VerifierList(vs...), note.VerifierList(sus...)
-	return nil
+	b.inForce[k] = newSigned(c, "", b.cfg.Now().UTC())
+	return []Event{{Action: ActionInit, Kind: k, Proposed: b.inForce[k].Digest,
+		Detail: "trust on first use: the first " + string(k) + " configured become the signed ones"}}, nil
 }
 
 // disk reads the content of kind k from the files the server loads.
 func (b *Board) disk(k Kind) (Content, error) {
 	c := Content{}
 	switch k {
+	case KindSigners:
+		c[SignersFile] = b.configured().Marshal()
 	case KindAlgorithms:
 		var a Algorithms
 		if b.cfg.Algorithms != nil {
@@ -555,7 +569,7 @@ func (b *Board) tally(p *proposal) ([]Signer, []string) {
 		have[b.roles[n]] = true
 	}
 	missing := []string{}
-	for _, r := range b.cfg.Require {
+	for _, r := range b.signers.Require {
 		if !have[r] {
 			missing = append(missing, r)
 		}
@@ -643,11 +657,11 @@ func (b *Board) List() []View {
 // second signature by one key, or a proposal that is applied or stale,
 // CodeConflict.
 func (b *Board) Sign(id, line string, rec Record) (View, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if len(b.roles) == 0 {
 		return View{}, errLocked
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	p, ok := b.proposals[id]
 	if !ok {
 		return View{}, custos.Errorf(custos.CodeNotFound, "no proposal is %s", id)
@@ -713,6 +727,11 @@ func (b *Board) apply(id string, p, next *proposal, events []Event, rec Record) 
 		b.inForce[k] = old
 		return View{}, err
 	}
+	if k == KindSigners {
+		if err := b.useSigners(); err != nil {
+			return View{}, err
+		}
+	}
 	next.State, next.Applied = StateApplied, now
 	*p = *next
 	if err := b.writeProposal(id, p); err != nil {
@@ -732,7 +751,7 @@ func (b *Board) apply(id string, p, next *proposal, events []Event, rec Record) 
 // writeFiles rewrites the files the server loads of kind k with c.
 func (b *Board) writeFiles(k Kind, c Content) error {
 	switch k {
-	case KindAlgorithms:
+	case KindAlgorithms, KindSigners:
 		// The server loads the signed set itself: custos.yaml is not
 		// rewritten.
 		return nil
@@ -822,9 +841,11 @@ func (b *Board) State(msg []byte, rec Record) (SuspensionState, error) {
 	if len(msg) > maxSuspendText {
 		return SuspensionState{}, custos.Errorf(custos.CodeTooLarge, "a suspension statement is at most %d bytes", maxSuspendText)
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	n, err := note.Open(msg, b.suspenders)
 	if err != nil {
-		return SuspensionState{}, custos.Errorf(custos.CodeInvalidSignature, "the statement is not signed by a %s key of this deployment (governance.signers in custos.yaml)", b.cfg.Suspender)
+		return SuspensionState{}, custos.Errorf(custos.CodeInvalidSignature, "the statement is not signed by a %s key of this deployment (governance.signers in custos.yaml)", b.signers.Suspender)
 	}
 	st, err := ParseSuspension([]byte(n.Text))
 	if err != nil {
@@ -833,8 +854,6 @@ func (b *Board) State(msg []byte, rec Record) (SuspensionState, error) {
 	if st.Deployment != b.cfg.Deployment {
 		return SuspensionState{}, custos.Errorf(custos.CodeInvalidRequest, "the statement names deployment %s, not this one", st.Deployment)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	cur := b.suspension.Load()
 	if st.Previous != cur.Digest {
 		return SuspensionState{}, custos.Errorf(custos.CodeConflict, "the statement changes suspension state %s, but the state is %s: sign a new one", st.Previous, cur.Digest)
@@ -845,7 +864,7 @@ func (b *Board) State(msg []byte, rec Record) (SuspensionState, error) {
 	}
 	h := sha256.Sum256([]byte(n.Text))
 	next.Digest, next.Statement, next.Reason, next.Since = "sha256:"+hex.EncodeToString(h[:]), string(msg), st.Reason, b.cfg.Now().UTC()
-	ev := Event{Action: ActionSuspend, Suspension: next, Reason: st.Reason, Signer: n.Sigs[0].Name, Role: b.cfg.Suspender, Detail: next.Digest}
+	ev := Event{Action: ActionSuspend, Suspension: next, Reason: st.Reason, Signer: n.Sigs[0].Name, Role: b.signers.Suspender, Detail: next.Digest}
 	if st.Action == Lift {
 		ev.Action = ActionLift
 	}

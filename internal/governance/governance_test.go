@@ -109,7 +109,7 @@ func code(err error) string {
 func TestProposalNeedsEveryRole(t *testing.T) {
 	e := newEnv(t)
 	b := e.open(t)
-	if got := strings.Join(e.actions(), ","); got != "gov-init,gov-init,gov-init,rules-in-force" {
+	if got := strings.Join(e.actions(), ","); got != "gov-init,gov-init,gov-init,gov-init,rules-in-force" {
 		t.Fatalf("first start recorded %s", got)
 	}
 	start, _ := b.Rules()
@@ -328,7 +328,7 @@ func TestSuspension(t *testing.T) {
 	if _, err := b.State(liftMsg, e.rec); code(err) != custos.CodeConflict {
 		t.Fatalf("a replayed lift: %v", err)
 	}
-	if got := strings.Join(e.actions()[4:], ","); got != "suspend,lift,suspend" {
+	if got := strings.Join(e.actions()[5:], ","); got != "suspend,lift,suspend" {
 		t.Fatalf("recorded %s", got)
 	}
 	// The state survives a restart.
@@ -415,6 +415,68 @@ func TestFirstReviewers(t *testing.T) {
 	if a, _ := ParseAlgorithms(b.InForce(KindAlgorithms)[AlgorithmsFile]); len(a.Reviewers) != 1 {
 		t.Fatalf("signed set after an unsigned change %+v", a)
 	}
+}
+
+// TestSigners checks that the signer set is governed: the first set
+// configured is trusted, a different one in the configuration later is
+// refused for the signed one, and a signed proposal changes it, signed by
+// the signers in force.
+func TestSigners(t *testing.T) {
+	e := newEnv(t)
+	signers := e.cfg.Signers
+	e.cfg.Signers = nil
+	e.open(t)
+	e.cfg.Signers = signers
+	e.events = nil
+	e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "gov-init,rules-in-force" || e.events[0].Kind != KindSigners {
+		t.Fatalf("first configured signers: start recorded %s", got)
+	}
+	// The custodian puts its own key in place of the monitor's.
+	mallory := newKey(t, "mallory")
+	e.cfg.Signers = map[string][]string{"custodian": {e.custodian.vkey, e.other.vkey}, "monitor": {mallory.vkey}}
+	e.events = nil
+	b := e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "gov-unsigned,rules-in-force" {
+		t.Fatalf("changed signers: start recorded %s", got)
+	}
+	v, _, _ := b.Propose(KindPolicy, Content{"a.cedar": []byte("forbid (principal, action, resource);\n")}, e.rec)
+	b.Sign(v.ID, sign(t, e.custodian, v.Text), e.rec)
+	if _, err := b.Sign(v.ID, sign(t, mallory, v.Text), e.rec); code(err) != custos.CodeInvalidSignature {
+		t.Fatalf("a key edited into the configuration signs: %v", err)
+	}
+	// A signed proposal replaces the monitor's key.
+	monitor2 := newKey(t, "monitor-2")
+	next := Signers{Roles: map[string][]string{"custodian": {e.custodian.vkey}, "monitor": {monitor2.vkey}}, Require: []string{"custodian", "monitor"}, Suspender: "monitor"}
+	sv, _, err := b.Propose(KindSigners, Content{SignersFile: next.Marshal()}, e.rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []key{e.custodian, e.monitor} {
+		if _, err := b.Sign(sv.ID, sign(t, k, sv.Text), e.rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.Sign(v.ID, sign(t, e.monitor, v.Text), e.rec); code(err) != custos.CodeInvalidSignature {
+		t.Fatalf("the replaced monitor key signs: %v", err)
+	}
+	if got, err := b.Sign(v.ID, sign(t, monitor2, v.Text), e.rec); err != nil || got.State != StateApplied {
+		t.Fatalf("the new monitor key: %+v, %v", got, err)
+	}
+}
+
+func FuzzParseSigners(f *testing.F) {
+	f.Add(Signers{Roles: map[string][]string{"custodian": {newKey(f, "c").vkey}, "monitor": {newKey(f, "m").vkey}}, Require: []string{"custodian", "monitor"}, Suspender: "monitor"}.Marshal())
+	f.Add(Signers{Require: []string{"custodian"}, Suspender: "monitor"}.Marshal())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseSigners(data)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(s.Marshal(), data) {
+			t.Fatalf("parsed %q, which writes %q", data, s.Marshal())
+		}
+	})
 }
 
 func FuzzParseAlgorithms(f *testing.F) {

@@ -28,10 +28,14 @@ const (
 	// KindAlgorithms is the reviewer set of the algorithm registry and the
 	// approvals a bundle needs: one file, AlgorithmsFile (see Algorithms).
 	KindAlgorithms Kind = "algorithms"
+	// KindSigners is the set of governance signers itself: their keys by
+	// role, the roles a proposal needs and the role that signs
+	// suspensions: one file, SignersFile (see Signers).
+	KindSigners Kind = "signers"
 )
 
 // Kinds lists the kinds, in the order the rules in force name them.
-var Kinds = []Kind{KindPolicy, KindSchema, KindAlgorithms}
+var Kinds = []Kind{KindPolicy, KindSchema, KindAlgorithms, KindSigners}
 
 // Content is the content of one kind of rules: files by base name. A
 // schema has one file, SchemaFile.
@@ -42,6 +46,7 @@ type Content map[string][]byte
 const (
 	SchemaFile     = "schema.yaml"
 	AlgorithmsFile = "algorithms.json"
+	SignersFile    = "signers.json"
 )
 
 // Bounds of what a proposal or statement holds.
@@ -65,7 +70,7 @@ var (
 // bounds. Whether the files parse is the caller's to check.
 func (k Kind) Check(c Content) error {
 	if !slices.Contains(Kinds, k) {
-		return fmt.Errorf("unknown kind %q: want policy, schema or algorithms", k)
+		return fmt.Errorf("unknown kind %q: want policy, schema, algorithms or signers", k)
 	}
 	if len(c) == 0 || len(c) > maxFiles {
 		return fmt.Errorf("a %s proposal holds between 1 and %d files", k, maxFiles)
@@ -79,6 +84,8 @@ func (k Kind) Check(c Content) error {
 			return fmt.Errorf("a schema proposal holds one file, %s", SchemaFile)
 		case k == KindAlgorithms && name != AlgorithmsFile:
 			return fmt.Errorf("an algorithms proposal holds one file, %s", AlgorithmsFile)
+		case k == KindSigners && name != SignersFile:
+			return fmt.Errorf("a signers proposal holds one file, %s", SignersFile)
 		case !utf8.Valid(data):
 			return fmt.Errorf("%s is not UTF-8 text", name)
 		}
@@ -87,12 +94,135 @@ func (k Kind) Check(c Content) error {
 	if total > MaxContent {
 		return fmt.Errorf("a proposal holds at most %d bytes of files", MaxContent)
 	}
-	if k == KindAlgorithms {
-		if _, err := ParseAlgorithms(c[AlgorithmsFile]); err != nil {
-			return err
-		}
+	switch k {
+	case KindAlgorithms:
+		_, err := ParseAlgorithms(c[AlgorithmsFile])
+		return err
+	case KindSigners:
+		_, err := ParseSigners(c[SignersFile])
+		return err
 	}
 	return nil
+}
+
+// Signers is the set of governance signers: note verifier keys (NAME.vkey
+// text) by role, the roles a proposal needs a signature of each, and the
+// role whose keys sign suspensions. Its content is its Marshal.
+type Signers struct {
+	Roles     map[string][]string `json:"roles"`
+	Require   []string            `json:"require"`
+	Suspender string              `json:"suspender"`
+}
+
+// Marshal returns the canonical text of s: indented JSON, roles and keys
+// sorted.
+func (s Signers) Marshal() []byte {
+	c := Signers{Roles: map[string][]string{}, Require: slices.Sorted(slices.Values(s.Require)), Suspender: s.Suspender}
+	for r, ks := range s.Roles {
+		c.Roles[r] = slices.Sorted(slices.Values(ks))
+	}
+	if c.Require == nil {
+		c.Require = []string{}
+	}
+	b, _ := json.MarshalIndent(c, "", "  ")
+	return append(b, '\n')
+}
+
+// Empty reports whether s lists no key.
+func (s Signers) Empty() bool {
+	for _, ks := range s.Roles {
+		if len(ks) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+var roleRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+// keys returns the role of each key name, every key and the suspender's
+// keys, refusing sets that would let one key count twice, or that list
+// keys while a required role or the suspender has none.
+func (s Signers) keys() (roles map[string]string, all, suspenders []note.Verifier, err error) {
+	roles, seen := map[string]string{}, map[string]bool{}
+	for _, role := range slices.Sorted(mapKeysOf(s.Roles)) {
+		if !roleRE.MatchString(role) {
+			return nil, nil, nil, fmt.Errorf("%q is not a role name", role)
+		}
+		for i, t := range s.Roles[role] {
+			v, err := note.NewVerifier(t)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("governance %s key %d is not a note verifier key: %w", role, i+1, err)
+			}
+			key := strings.SplitN(t, "+", 3)[2]
+			switch {
+			case seen[key]:
+				return nil, nil, nil, fmt.Errorf("governance key %s is listed twice: one key counts for one role, once", v.Name())
+			case roles[v.Name()] != "":
+				return nil, nil, nil, fmt.Errorf("two governance keys are named %s: each key needs its own name", v.Name())
+			}
+			seen[key], roles[v.Name()] = true, role
+			all = append(all, v)
+			if role == s.Suspender {
+				suspenders = append(suspenders, v)
+			}
+		}
+	}
+	if len(s.Require) == 0 {
+		return nil, nil, nil, errors.New("governance requires no role: a change signed by no one must not apply")
+	}
+	if len(all) > 0 {
+		for _, r := range s.Require {
+			if len(s.Roles[r]) == 0 {
+				return nil, nil, nil, fmt.Errorf("governance requires a signature of role %s, which lists no key: no change could ever be applied", r)
+			}
+		}
+		if len(suspenders) == 0 {
+			return nil, nil, nil, fmt.Errorf("the suspender role %s lists no key: no suspension could ever be signed", s.Suspender)
+		}
+	}
+	return roles, all, suspenders, nil
+}
+
+func mapKeysOf(m map[string][]string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// ParseSigners parses the canonical text of a signer set, refusing
+// anything Marshal would not have written and any set keys refuses.
+func ParseSigners(data []byte) (Signers, error) {
+	var s Signers
+	if len(data) > 256<<10 {
+		return s, errors.New("the signer set is too large")
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&s); err != nil {
+		return s, fmt.Errorf("malformed signer set: %w", err)
+	}
+	n := 0
+	for _, ks := range s.Roles {
+		n += len(ks)
+	}
+	if len(s.Roles) > maxReviewers || n > maxReviewers || len(s.Require) > maxReviewers {
+		return s, fmt.Errorf("a signer set lists at most %d roles and keys", maxReviewers)
+	}
+	if _, _, _, err := s.keys(); err != nil {
+		return s, err
+	}
+	if !roleRE.MatchString(s.Suspender) || len(slices.Compact(slices.Clone(s.Require))) != len(s.Require) {
+		return s, errors.New("malformed signer set: bad suspender or a role required twice")
+	}
+	if !bytes.Equal(s.Marshal(), data) {
+		return s, errors.New("the signer set is not canonical: roles and keys sorted, indented as custos writes it")
+	}
+	return s, nil
 }
 
 // Algorithms is the reviewer set of the algorithm registry: the note
