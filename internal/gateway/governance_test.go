@@ -53,11 +53,13 @@ func newGoverned(t *testing.T) *governed {
 		PolicyDir: filepath.Join(dir, "policies"), SchemaPath: filepath.Join(dir, "schema.yaml"),
 		Signers: keys, Require: []string{"custodian", "monitor"}, Suspender: "monitor",
 		Check: func(k governance.Kind, c governance.Content) error {
-			if k == governance.KindSchema {
-				_, err := schema.Parse(governance.SchemaFile, c[governance.SchemaFile])
-				return err
+			var err error
+			switch k {
+			case governance.KindSchema:
+				_, err = schema.Parse(governance.SchemaFile, c[governance.SchemaFile])
+			case governance.KindPolicy:
+				_, err = policy.Parse(c)
 			}
-			_, err := policy.Parse(c)
 			return err
 		},
 	}, func([]governance.Event) error { return nil })

@@ -131,9 +131,10 @@ type Config struct {
 	Signers   map[string][]string
 	Require   []string
 	Suspender string
-	// Check checks that proposed content parses as its kind; Install puts
-	// applied content in force in memory. Install must not fail for
-	// content Check accepted.
+	// Check checks that proposed content of any kind loads where it is
+	// used (the board itself checks the form of every kind, and the sets'
+	// keys); Install puts applied content in force in memory. Install must
+	// not fail for content Check accepted.
 	Check   func(Kind, Content) error
 	Install func(Kind, Content) error
 	// Now is the clock; time.Now when nil.
