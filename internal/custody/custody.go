@@ -18,7 +18,8 @@
 //     every suspension and lift, is an audit entry holding the digests of
 //     the change, durable before the change is made. A principal of the
 //     operator the monitor suspended gets nothing: CheckSuspended refuses
-//     it, and records the refusal, before any other work.
+//     it and records the refusal; the gateway calls it for every request
+//     before any other work.
 //   - Errors returned are *custos.Error with a stable code and a detail free
 //     of personal data, or an internal error whose cause is for the log only.
 //

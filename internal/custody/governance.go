@@ -113,7 +113,8 @@ func (s *Service) Suspension(ctx context.Context, r Request) (governance.Suspens
 
 // CheckSuspended refuses, with CodeSuspended, a request of a suspended
 // principal of the operator, recording the refusal; what names what was
-// asked (a route), for the entry. Every entry point calls it first.
+// asked (a route), for the entry. The gateway calls it first for every
+// request but the reading of the suspension state.
 func (s *Service) CheckSuspended(ctx context.Context, r Request, what string) error {
 	if s.cfg.Governance == nil || !s.cfg.Governance.Suspended(r.Principal.Org, r.Principal.ID) {
 		return nil

@@ -707,8 +707,8 @@ func (b *Board) Sign(id, line string, rec Record) (View, error) {
 
 // apply puts next, a fully signed proposal, in force: the events of the
 // application are recorded, then the signed state is written (the commit
-// point), then the proposal's state and the files the server loads, and
-// Install puts the content in force in memory.
+// point), then the proposal's state; Install puts the content in force in
+// memory, and the files the server loads are rewritten.
 func (b *Board) apply(id string, p, next *proposal, events []Event, rec Record) (View, error) {
 	k := next.parsed.Kind
 	now := b.cfg.Now().UTC()
@@ -738,13 +738,16 @@ func (b *Board) apply(id string, p, next *proposal, events []Event, rec Record) 
 	if err := b.writeProposal(id, p); err != nil {
 		return View{}, err
 	}
-	if err := b.writeFiles(k, c); err != nil {
-		return View{}, err
-	}
+	// In force in memory first: if the files cannot be written, what is
+	// served is still what is signed, and the files are refused until
+	// they are.
 	if b.cfg.Install != nil {
 		if err := b.cfg.Install(k, c); err != nil {
 			return View{}, fmt.Errorf("couldn't put the signed %s in force: %w", k, err)
 		}
+	}
+	if err := b.writeFiles(k, c); err != nil {
+		return View{}, err
 	}
 	return b.view(id, p), nil
 }
