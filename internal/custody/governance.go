@@ -2,6 +2,8 @@ package custody
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -55,6 +57,11 @@ func (s *Service) Propose(ctx context.Context, r Request, k governance.Kind, c g
 func (s *Service) SignProposal(ctx context.Context, r Request, id, line string) (ProposalChange, error) {
 	e := r.entry(governance.ActionSign)
 	e.Detail = "proposal " + id
+	if s.cfg.Governance != nil {
+		if v, err := s.cfg.Governance.Get(id); err == nil {
+			e.Detail = fmt.Sprintf("%s proposal %s current %s proposed %s", v.Kind, id, v.Current, v.Proposed)
+		}
+	}
 	if err := s.allowGovernance(ctx, r, custos.ActionGovApprove, e); err != nil {
 		return ProposalChange{}, err
 	}
@@ -91,6 +98,8 @@ func (s *Service) Proposal(ctx context.Context, r Request, id string) (governanc
 // durable before the state changes.
 func (s *Service) Suspend(ctx context.Context, r Request, msg []byte) (SuspensionChange, error) {
 	e := r.entry(governance.ActionSuspend)
+	h := sha256.Sum256(msg)
+	e.Detail = "statement sha256:" + hex.EncodeToString(h[:])
 	if err := s.allowGovernance(ctx, r, custos.ActionSuspend, e); err != nil {
 		return SuspensionChange{}, err
 	}
