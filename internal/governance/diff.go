@@ -19,18 +19,18 @@ const maxDiffCells = 1 << 20
 // signed-note text. An empty string means no change.
 func Diff(old, new Content) string {
 	var b strings.Builder
-	names := slices.Sorted(func(yield func(string) bool) {
+	names := slices.Compact(slices.Sorted(func(yield func(string) bool) {
 		for n := range old {
 			if !yield(n) {
 				return
 			}
 		}
 		for n := range new {
-			if _, ok := old[n]; !ok && !yield(n) {
+			if !yield(n) {
 				return
 			}
 		}
-	})
+	}))
 	for _, n := range names {
 		o, inOld := old[n]
 		w, inNew := new[n]

@@ -1,7 +1,8 @@
 // Package governance keeps the rules a custos deployment runs under — its
-// Cedar policies, its schema and the reviewer set of its algorithm
-// registry — and the monitor's suspension of the operator, and changes
-// them only with the signatures the configuration requires.
+// Cedar policies, its schema, the reviewer set of its algorithm registry
+// and the set of governance signers itself — and the monitor's suspension
+// of the operator, and changes them only with the signatures the signed
+// signer set requires.
 //
 // A change is a proposal: a signed-note text (see Proposal) naming the kind
 // of rules, the digest of the content in force, the digest of the content
@@ -12,17 +13,18 @@
 // signed state in force (kept in the governance directory), the files the
 // server loads are rewritten from it, and Config.Install puts it in force
 // in memory. A proposal made against content that is no longer in force
-// is stale and never applies. The reviewer set has no file of its own: the
-// signed set is the one served, and the one the configuration file lists
-// is compared with it as the files are.
+// is stale and never applies. The reviewer and signer sets have no files
+// of their own: the signed sets are the ones in force, and the ones the
+// configuration file lists are compared with them as the files are.
 //
 // Nothing unsigned is ever put in force: Open and Reload compare the files
 // on disk with the signed state, and content that differs is refused and
 // reported (the signed state stays in force); Open serves the signed
 // state, never the files. The one exception is trust on first use: Open on
 // a directory without a signed state takes the files as they are (as
-// custos init wrote them) as the first signed state, and says so in the
-// events it records.
+// custos init wrote them) as the first signed state, and the first
+// non-empty reviewer and signer sets configured likewise, and says so in
+// the events it records.
 //
 // Every step — proposal, signature, application, refusal, suspension,
 // lift, and the digest of the rules in force at start and at each

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -145,7 +146,7 @@ var roleRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 // keys while a required role or the suspender has none.
 func (s Signers) keys() (roles map[string]string, all, suspenders []note.Verifier, err error) {
 	roles, seen := map[string]string{}, map[string]bool{}
-	for _, role := range slices.Sorted(mapKeysOf(s.Roles)) {
+	for _, role := range slices.Sorted(maps.Keys(s.Roles)) {
 		if !roleRE.MatchString(role) {
 			return nil, nil, nil, fmt.Errorf("%q is not a role name", role)
 		}
@@ -182,16 +183,6 @@ func (s Signers) keys() (roles map[string]string, all, suspenders []note.Verifie
 		}
 	}
 	return roles, all, suspenders, nil
-}
-
-func mapKeysOf(m map[string][]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // ParseSigners parses the canonical text of a signer set, refusing
@@ -289,21 +280,11 @@ func ParseAlgorithms(data []byte) (Algorithms, error) {
 // files with the same bytes.
 func Digest(c Content) string {
 	h := sha256.New()
-	for _, name := range slices.Sorted(mapKeys(c)) {
+	for _, name := range slices.Sorted(maps.Keys(c)) {
 		fmt.Fprintf(h, "%s\n%d\n", name, len(c[name]))
 		h.Write(c[name])
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
-}
-
-func mapKeys(c Content) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range c {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // RulesDigest returns the digest of the rules in force: "sha256:" and the
