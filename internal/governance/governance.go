@@ -499,6 +499,9 @@ func (b *Board) loadProposals() error {
 		if p.parsed, err = ParseProposal([]byte(p.Text)); err != nil || TextID([]byte(p.Text)) != id {
 			return fmt.Errorf("proposal %s does not parse or is not the one its file names", id)
 		}
+		if p.parsed.Deployment != b.cfg.Deployment || Digest(p.content()) != p.parsed.Proposed {
+			return fmt.Errorf("proposal %s is not this deployment's, or its files are not the ones its text names: move it away", id)
+		}
 		b.proposals[id] = &p
 	}
 	return nil
@@ -524,6 +527,15 @@ func (b *Board) writeProposal(id string, p *proposal) error {
 		return fmt.Errorf("couldn't write the proposal: %w", err)
 	}
 	return nil
+}
+
+// content returns the proposed content.
+func (p *proposal) content() Content {
+	c := Content{}
+	for n, d := range p.Files {
+		c[n] = []byte(d)
+	}
+	return c
 }
 
 // View is a proposal as the API shows it.
@@ -714,9 +726,11 @@ func (b *Board) Sign(id, line string, rec Record) (View, error) {
 func (b *Board) apply(id string, p, next *proposal, events []Event, rec Record) (View, error) {
 	k := next.parsed.Kind
 	now := b.cfg.Now().UTC()
-	c := Content{}
-	for n, d := range next.Files {
-		c[n] = []byte(d)
+	c := next.content()
+	// What is applied is exactly what was signed: the files' digest is the
+	// one the signed text names.
+	if Digest(c) != next.parsed.Proposed || next.parsed.Deployment != b.cfg.Deployment {
+		return View{}, fmt.Errorf("proposal %s: the stored files are not the ones its text names; nothing applied", id)
 	}
 	old := b.inForce[k]
 	b.inForce[k] = newSigned(c, id, now)

@@ -559,3 +559,28 @@ func FuzzDiff(f *testing.F) {
 		}
 	})
 }
+
+// TestTamperedProposal checks that a proposal whose stored files were
+// changed after it was made is never applied, nor loaded.
+func TestTamperedProposal(t *testing.T) {
+	e := newEnv(t)
+	b := e.open(t)
+	v, _, err := b.Propose(KindPolicy, Content{"a.cedar": []byte("forbid (principal, action, resource);\n")}, e.rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.proposals[v.ID].Files["a.cedar"] = "permit (principal, action, resource) when { true };\n"
+	b.Sign(v.ID, sign(t, e.custodian, v.Text), e.rec)
+	if _, err := b.Sign(v.ID, sign(t, e.monitor, v.Text), e.rec); err == nil {
+		t.Fatal("applied files other than the signed ones")
+	}
+	if e.installed[KindPolicy] != nil {
+		t.Fatal("installed files other than the signed ones")
+	}
+	path := filepath.Join(e.cfg.Dir, "proposals", v.ID+".json")
+	raw, _ := os.ReadFile(path)
+	os.WriteFile(path, []byte(strings.Replace(string(raw), "forbid (principal", "permit (principal", 1)), 0o600)
+	if _, err := Open(e.cfg, e.rec); err == nil {
+		t.Fatal("Open loaded a tampered proposal")
+	}
+}
