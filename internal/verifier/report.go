@@ -38,6 +38,14 @@ type Report struct {
 	// RulesInForce is the last rules-in-force entry: the digest of the
 	// policies and the schema in force from then on.
 	RulesInForce *GovernanceChange `json:"rules_in_force,omitempty"`
+	// UnsignedRuleChanges are rules-in-force entries whose rules differ
+	// from the previous entry's with no application (gov-apply) nor trust
+	// on first use (gov-init) between them: the rules changed outside
+	// governance, such as the signed state edited on the custodian's disk.
+	UnsignedRuleChanges []GovernanceChange `json:"unsigned_rule_changes"`
+
+	lastRules string // the rules digest of the last rules-in-force entry
+	explained bool   // a gov-apply or gov-init since that entry
 }
 
 // GovernanceChange is one entry of governance. Its detail names the kind
@@ -142,8 +150,16 @@ func (r *Report) Add(index uint64, e custos.AuditEntry) {
 	if isGovernance(e.Action) {
 		g := GovernanceChange{Index: index, Time: e.Time, Action: e.Action, Decision: e.Decision, Principal: e.Principal, Approver: e.Approver, Reason: e.Reason, Detail: e.Detail}
 		r.Governance = append(r.Governance, g)
-		if e.Action == "rules-in-force" {
+		switch e.Action {
+		case "gov-apply", "gov-init":
+			r.explained = true
+		case "rules-in-force":
 			r.RulesInForce = &g
+			rules, _, _ := strings.Cut(strings.TrimPrefix(e.Detail, "rules "), " ")
+			if r.lastRules != "" && rules != r.lastRules && !r.explained {
+				r.UnsignedRuleChanges = append(r.UnsignedRuleChanges, g)
+			}
+			r.lastRules, r.explained = rules, false
 		}
 	}
 	if strings.HasPrefix(e.Action, "policy") {
@@ -230,6 +246,10 @@ func WriteText(w io.Writer, r Report) error {
 	}
 	if x := r.RulesInForce; x != nil {
 		fmt.Fprintf(tw, "\nrules in force\t#%d\t%s\n", x.Index, safe(x.Detail))
+	}
+	fmt.Fprintf(tw, "\nrules changed without a signed application\t%d\n", len(r.UnsignedRuleChanges))
+	for _, x := range r.UnsignedRuleChanges {
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\n", x.Index, ts(x.Time), safe(x.Detail))
 	}
 	return tw.Flush()
 }

@@ -151,11 +151,19 @@ func TestReportGovernance(t *testing.T) {
 	if r.RulesInForce == nil || r.RulesInForce.Index != 5 || r.RulesInForce.Detail != rules("2") {
 		t.Fatalf("rules in force %+v", r.RulesInForce)
 	}
+	if len(r.UnsignedRuleChanges) != 0 {
+		t.Fatalf("unsigned rule changes %+v", r.UnsignedRuleChanges)
+	}
+	// A restart that finds other rules with no application between.
+	r.Add(9, custos.AuditEntry{Time: entryClock, Action: "rules-in-force", Decision: "allow", Detail: rules("3")})
+	if len(r.UnsignedRuleChanges) != 1 || r.UnsignedRuleChanges[0].Index != 9 {
+		t.Fatalf("unsigned rule changes %+v", r.UnsignedRuleChanges)
+	}
 	var text bytes.Buffer
 	if err := WriteText(&text, r); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"governance  8", "rules in force  #5  " + rules("2"), "signer=monitor-1"} {
+	for _, want := range []string{"governance  9", "rules in force  #9  " + rules("3"), "signer=monitor-1", "rules changed without a signed application  1"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
 		}
