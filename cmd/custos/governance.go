@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/custos/custos/internal/governance"
@@ -27,6 +28,7 @@ const (
 	signUse    = "custos approve --server URL --token TOKEN|--token-file FILE --key FILE --proposal ID"
 	suspendUse = "custos suspend --server URL --token TOKEN|--token-file FILE --key FILE [--principal ID ...] --reason TEXT"
 	liftUse    = "custos lift --server URL --token TOKEN|--token-file FILE --key FILE [--principal ID ...] --reason TEXT"
+	listPUse   = "custos proposals --server URL --token TOKEN|--token-file FILE"
 )
 
 func (e *env) governance(args []string) error {
@@ -240,7 +242,7 @@ func (e *env) approve(ctx context.Context, args []string) error {
 	if err := a.do(ctx, "POST", "/v1/proposals/"+url.PathEscape(*id)+"/signatures", body, &r); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "signed proposal %s (%s %s -> %s) as %s; audit index %d\n", r.ID, p.Kind, p.Current, p.Proposed, signer.Name(), r.AuditIndex)
+	fmt.Fprintf(e.stdout, "signed proposal %s (%s %s -> %s) as %s; audit index %d\n%s", r.ID, p.Kind, p.Current, p.Proposed, signer.Name(), r.AuditIndex, p.Diff)
 	if r.State == governance.StateApplied {
 		fmt.Fprintf(e.stdout, "applied: the proposed %s is in force\n", p.Kind)
 	} else {
@@ -267,6 +269,45 @@ func checkProposal(id string, v governance.View) (*governance.Proposal, error) {
 		return nil, fmt.Errorf("the server's proposed files are not the ones proposal %s names", id)
 	}
 	return p, nil
+}
+
+func (e *env) proposals(ctx context.Context, args []string) error {
+	fs := e.flags("proposals", listPUse+"\n\nExample:\n    custos proposals --server http://127.0.0.1:8080 --token $MONITOR")
+	af := newAPIFlags(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if !af.set() {
+		fs.Usage()
+		return errUsage
+	}
+	a, err := af.api()
+	if err != nil {
+		return err
+	}
+	var list struct {
+		Proposals []governance.View `json:"proposals"`
+	}
+	if err := a.do(ctx, "GET", "/v1/proposals", nil, &list); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tSIGNED BY\tWAITING FOR\tSUBMITTED\tPROPOSED")
+	for _, p := range list.Proposals {
+		var by []string
+		for _, s := range p.Signers {
+			by = append(by, s.Name+" ("+s.Role+")")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Kind, p.State, orDash(strings.Join(by, ", ")), orDash(strings.Join(p.Missing, ", ")), p.Submitted.Format(time.RFC3339), p.Proposed)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // stringList is a flag that may be given several times.

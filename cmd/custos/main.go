@@ -44,6 +44,7 @@ Usage:
     custos governance keygen --name NAME --dir DIR
     custos propose --server URL --token TOKEN --kind policy --dir NEWDIR | --kind schema|algorithms|signers --file NEWFILE
     custos approve --server URL --token TOKEN --key FILE --proposal ID
+    custos proposals --server URL --token TOKEN
     custos suspend --server URL --token TOKEN --key FILE [--principal ID ...] --reason TEXT
     custos lift --server URL --token TOKEN --key FILE [--principal ID ...] --reason TEXT
 
@@ -103,6 +104,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = e.propose(ctx, rest)
 	case "approve":
 		err = e.approve(ctx, rest)
+	case "proposals":
+		err = e.proposals(ctx, rest)
 	case "suspend":
 		err = e.suspend(ctx, rest)
 	case "lift":
