@@ -229,7 +229,7 @@ func Open(cfg Config, rec Record) (*Board, error) {
 		if err := b.trustOnFirstUse(rec); err != nil {
 			return nil, err
 		}
-		return b, b.useSigners()
+		return b.used()
 	case err != nil:
 		return nil, fmt.Errorf("couldn't read the signed rules: %w", err)
 	}
@@ -257,7 +257,15 @@ func Open(cfg Config, rec Record) (*Board, error) {
 			return nil, err
 		}
 	}
-	return b, b.useSigners()
+	return b.used()
+}
+
+// used returns b with its signed signer set in force.
+func (b *Board) used() (*Board, error) {
+	if err := b.useSigners(); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // configured returns the signer set the configuration lists.
@@ -568,6 +576,9 @@ func (b *Board) view(id string, p *proposal) View {
 		Diff: p.parsed.Diff, Text: p.Text, Signatures: slices.Clone(p.Signatures), Submitted: p.Submitted, Applied: p.Applied}
 	if v.Signatures == nil {
 		v.Signatures = []string{}
+	}
+	if p.State == StateOpen && b.inForce[v.Kind].Digest != v.Current {
+		v.State = StateStale // found so at its next signature
 	}
 	v.Signers, v.Missing = b.tally(p)
 	return v
