@@ -113,6 +113,17 @@ const (
 	ActionAlgoApprove Action = "algo-approve"
 	ActionAlgoRetire  Action = "algo-retire"
 	ActionAlgoRead    Action = "algo-read"
+	// The actions of governance: custodian staff propose changes to the
+	// policies and the schema, signers post their signatures of proposals
+	// (which count only if a configured governance key made them), the
+	// parties read the proposals, the monitor posts signed suspensions of
+	// the operator and their lifting, and the parties read the suspension
+	// state.
+	ActionGovPropose     Action = "gov-propose"
+	ActionGovApprove     Action = "gov-approve"
+	ActionGovRead        Action = "gov-read"
+	ActionSuspend        Action = "suspend"
+	ActionSuspensionRead Action = "suspension-read"
 )
 
 // ReadActions are the read actions in the order of the forms they release,

@@ -24,6 +24,9 @@ const (
 	// signature does not verify against the configured keys, or a bundle
 	// whose module is not the one its manifest names.
 	CodeInvalidSignature = "invalid_signature"
+	// CodeSuspended refuses every request of an operator principal the
+	// monitor has suspended.
+	CodeSuspended        = "suspended"
 	CodeUnavailable      = "unavailable"       // a dependency cannot do its part; retry later
 	CodeAuditUnavailable = "audit_unavailable" // the audit log cannot record; nothing was released
 	CodeInternal         = "internal"          // anything unexpected; the cause is logged, not shown

@@ -53,8 +53,13 @@ func (e *env) algo(ctx context.Context, args []string) error {
 }
 
 func (e *env) algoKeygen(args []string) error {
-	fs := e.flags("algo keygen", "custos algo keygen --name NAME --dir DIR")
-	name := fs.String("name", "", "the key's name, such as operator.example or a reviewer's name")
+	return e.keygen("algo", "the key's name, such as operator.example or a reviewer's name", args)
+}
+
+// keygen writes a note key pair: the algo and governance keygen commands.
+func (e *env) keygen(cmd, nameUse string, args []string) error {
+	fs := e.flags(cmd+" keygen", "custos "+cmd+" keygen --name NAME --dir DIR")
+	name := fs.String("name", "", nameUse)
 	dir := fs.String("dir", "", "directory for NAME.key (mode 0600) and NAME.vkey")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -63,7 +68,7 @@ func (e *env) algoKeygen(args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	skey, vkey, err := notekey.Generate(*name, "algorithm key")
+	skey, vkey, err := notekey.Generate(*name, cmd+" key")
 	if err != nil {
 		return err
 	}

@@ -108,11 +108,12 @@ func (a *api) do(ctx context.Context, method, path string, body []byte, out any)
 var hints = map[string]string{
 	custos.CodeUnauthenticated:  "check --token: mint one with custos token mint, or get one from the identity provider",
 	custos.CodeForbidden:        "the token's principal may not do this under the deployment's policies or configuration",
-	custos.CodeNotFound:         "see what the registry holds with custos algo list",
-	custos.CodeConflict:         "see the bundle's state with custos algo list",
-	custos.CodeInvalidSignature: "sign with a key the deployment lists under algorithms in custos.yaml (custos algo sign, custos algo approve), and change nothing after signing",
+	custos.CodeNotFound:         "check the name or id: custos algo list lists the algorithms, GET /v1/proposals the proposals",
+	custos.CodeConflict:         "see the current state: custos algo list for a bundle, GET /v1/proposals/ID for a proposal, GET /v1/suspension for a suspension",
+	custos.CodeInvalidSignature: "sign with a key the deployment lists in custos.yaml (under algorithms, or governance.signers), and change nothing after signing",
 	custos.CodeTooLarge:         "the deployment caps bundles; ask the custodian",
 	custos.CodeAuditUnavailable: "nothing changed; retry when the audit log is back",
+	custos.CodeSuspended:        "the monitor has suspended this principal; see custos's GET /v1/suspension",
 	custody.CodeAlgorithmFailed: "the algorithm failed or returned what may not leave; the server's log says why",
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/custody"
+	"github.com/custos/custos/internal/governance"
 	"github.com/custos/custos/internal/identity"
 	"github.com/custos/custos/internal/keys"
 	"github.com/custos/custos/internal/notekey"
@@ -31,9 +32,11 @@ import (
 // deployment is a deployment opened from its config: every component
 // wired, ready to serve.
 type deployment struct {
-	cfg      *config.Config
-	store    custos.Store
-	keyring  *keys.Local
+	cfg     *config.Config
+	store   custos.Store
+	keyring *keys.Local
+	// schema is the schema in force at start; custody holds the one in
+	// force now.
 	schema   *schema.Schema
 	policy   *policy.Engine
 	log      *auditlog.Log
@@ -46,6 +49,12 @@ type deployment struct {
 	// witnesses collect the witnesses' cosignatures of the log's
 	// checkpoints once started; serve starts them.
 	witnesses *witnessing
+	// governance holds the signed rules in force, the proposals and the
+	// suspension of the operator.
+	governance *governance.Board
+	// registry is the registry of algorithm bundles.
+	registry *registry.Registry
+	slog     *slog.Logger
 }
 
 // receiptKeyName names the custodian's key in the signed receipts of the
@@ -84,7 +93,7 @@ func openStore(ctx context.Context, cfg *config.Config) (custos.Store, error) {
 // openDeployment opens every component of the deployment cfg describes
 // and records the policies and schema it serves on the audit log.
 func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *deployment, err error) {
-	d := &deployment{cfg: cfg}
+	d := &deployment{cfg: cfg, slog: log}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -96,20 +105,25 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	if j := d.keyring.Jurisdiction(); j != cfg.Jurisdiction {
 		return nil, fmt.Errorf("the keyring is for jurisdiction %s, the config for %s: refusing to start", j, cfg.Jurisdiction)
 	}
-	if d.schema, err = schema.Load(cfg.Path(cfg.Schema)); err != nil {
-		return nil, err
-	}
-	set, err := policy.LoadDir(cfg.Path(cfg.Policies))
-	if err != nil {
-		return nil, err
-	}
-	d.policy = policy.NewEngine(set, cfg.Jurisdiction)
 	if d.store, err = openStore(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if d.log, err = openLog(ctx, cfg, log); err != nil {
 		return nil, err
 	}
+	// The schema and the policies served are the signed ones, never the
+	// files as they are on disk.
+	if d.governance, err = openGovernance(ctx, cfg, d, log); err != nil {
+		return nil, err
+	}
+	if d.schema, err = loadSchema(d.governance.InForce(governance.KindSchema)); err != nil {
+		return nil, err
+	}
+	set, err := policy.Parse(d.governance.InForce(governance.KindPolicy))
+	if err != nil {
+		return nil, err
+	}
+	d.policy = policy.NewEngine(set, cfg.Jurisdiction)
 	if d.witnesses, err = newWitnessing(cfg, d.log, log); err != nil {
 		return nil, err
 	}
@@ -124,8 +138,7 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	algorithms, err := openRegistry(cfg)
-	if err != nil {
+	if d.registry, err = openRegistry(cfg, d.governance); err != nil {
 		return nil, err
 	}
 	if cfg.Algorithms.Enabled() {
@@ -158,14 +171,15 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		Logger:        log,
 		OnErase:       d.shredder.Erased,
 		MaxDetokenize: cfg.Limits.MaxDetokenize,
-		Registry:      algorithms,
+		Registry:      d.registry,
 		Sandbox:       runner,
 		AlgorithmLimits: sandbox.Limits{
 			MemoryBytes: uint64(cfg.Algorithms.MemoryMiB) << 20,
 			Timeout:     time.Duration(cfg.Algorithms.Timeout),
 			OutputBytes: cfg.Algorithms.OutputKiB << 10,
 		},
-		MaxModel: cfg.Algorithms.ModelMiB << 20,
+		MaxModel:   cfg.Algorithms.ModelMiB << 20,
+		Governance: d.governance,
 	})
 	if err != nil {
 		return nil, err
@@ -192,30 +206,42 @@ func openLog(ctx context.Context, cfg *config.Config, log *slog.Logger) (*auditl
 	})
 }
 
-// openRegistry opens the registry of algorithm bundles with the keys the
-// config lists; with none, it admits nothing.
-func openRegistry(cfg *config.Config) (*registry.Registry, error) {
-	a := cfg.Algorithms
-	read := func(paths []string, what string) ([]string, error) {
-		var vkeys []string
-		for _, p := range paths {
-			vkey, err := notekey.Read(cfg.Path(p), what, false)
-			if err != nil {
-				return nil, fmt.Errorf("%w (write one with custos algo keygen and list its .vkey file)", err)
-			}
-			vkeys = append(vkeys, vkey)
+// readKeys reads the note verifier keys of the files the config lists.
+func readKeys(cfg *config.Config, paths []string, what string) ([]string, error) {
+	var vkeys []string
+	for _, p := range paths {
+		vkey, err := notekey.Read(cfg.Path(p), what, false)
+		if err != nil {
+			return nil, fmt.Errorf("%w (write one with custos algo keygen and list its .vkey file)", err)
 		}
-		return vkeys, nil
+		vkeys = append(vkeys, vkey)
 	}
-	operators, err := read(a.Operators, "algorithms.operators key")
+	return vkeys, nil
+}
+
+// configuredReviewers returns the reviewer set custos.yaml lists.
+func configuredReviewers(cfg *config.Config) (governance.Algorithms, error) {
+	reviewers, err := readKeys(cfg, cfg.Algorithms.Reviewers, "algorithms.reviewers key")
+	if err != nil {
+		return governance.Algorithms{}, err
+	}
+	return governance.Algorithms{Reviewers: reviewers, Approvals: cfg.Algorithms.Approvals}, nil
+}
+
+// openRegistry opens the registry of algorithm bundles with the operator
+// keys the config lists and the signed reviewer set; with no keys, it
+// admits nothing.
+func openRegistry(cfg *config.Config, g *governance.Board) (*registry.Registry, error) {
+	a := cfg.Algorithms
+	operators, err := readKeys(cfg, a.Operators, "algorithms.operators key")
 	if err != nil {
 		return nil, err
 	}
-	reviewers, err := read(a.Reviewers, "algorithms.reviewers key")
+	signed, err := governance.ParseAlgorithms(g.InForce(governance.KindAlgorithms)[governance.AlgorithmsFile])
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the signed reviewer set: %w", err)
 	}
-	r, err := registry.Open(registry.Config{Dir: cfg.Path(a.Dir), Operators: operators, Reviewers: reviewers, Required: a.Approvals})
+	r, err := registry.Open(registry.Config{Dir: cfg.Path(a.Dir), Operators: operators, Reviewers: signed.Reviewers, Required: signed.Approvals})
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the algorithm registry: %w", err)
 	}
@@ -240,18 +266,115 @@ func openVerifier(cfg *config.Config) (*identity.Verifier, error) {
 	})
 }
 
-// reloadPolicy replaces the policies with the directory's current files if
-// they parse; an invalid set never replaces a valid one.
-func (d *deployment) reloadPolicy(ctx context.Context) error {
-	set, err := policy.LoadDir(d.cfg.Path(d.cfg.Policies))
+// openGovernance opens the board of the deployment's signed rules with the
+// keys the config lists, recording on the log what it finds: the first
+// signed rules (trust on first use), files on disk that differ from the
+// signed ones (refused), and the rules in force. Applied changes are put in
+// force in d.
+func openGovernance(ctx context.Context, cfg *config.Config, d *deployment, log *slog.Logger) (*governance.Board, error) {
+	g := cfg.Governance
+	signers := map[string][]string{}
+	for role, paths := range g.Signers {
+		for _, p := range paths {
+			vkey, err := notekey.Read(cfg.Path(p), "governance."+role+" key", false)
+			if err != nil {
+				return nil, fmt.Errorf("%w (write one with custos governance keygen and list its .vkey file)", err)
+			}
+			signers[role] = append(signers[role], vkey)
+		}
+	}
+	b, err := governance.Open(governance.Config{
+		Dir: cfg.Path(g.Dir), Deployment: cfg.Name,
+		PolicyDir: cfg.Path(cfg.Policies), SchemaPath: cfg.Path(cfg.Schema),
+		Signers: signers, Require: g.Require, Suspender: g.Suspender,
+		Algorithms: func() (governance.Algorithms, error) { return configuredReviewers(cfg) },
+		Check:      d.check,
+		Install:    d.install,
+	}, d.recordGovernance(ctx))
 	if err != nil {
-		return fmt.Errorf("policies not reloaded, %s stays in force: %w", d.policy.Version(), err)
+		return nil, fmt.Errorf("couldn't open the governance of the rules: %w", err)
 	}
-	if _, err := d.log.Record(ctx, custos.AuditEntry{Time: time.Now().UTC(), Action: "policy-load", Decision: "allow", Detail: "policy " + set.Version()}); err != nil {
-		return fmt.Errorf("policies not reloaded: couldn't record the change: %w", err)
+	return b, nil
+}
+
+// check checks that content of kind k loads.
+func (d *deployment) check(k governance.Kind, c governance.Content) error {
+	switch k {
+	case governance.KindSchema:
+		_, err := loadSchema(c)
+		return err
+	case governance.KindAlgorithms:
+		a, err := governance.ParseAlgorithms(c[governance.AlgorithmsFile])
+		if err == nil && d.registry != nil {
+			err = d.registry.CheckReviewers(a.Reviewers, a.Approvals)
+		}
+		return err
+	case governance.KindPolicy:
+		_, err := policy.Parse(c)
+		return err
 	}
-	d.policy.Replace(set)
+	return nil // the signer set: checked by governance itself
+}
+
+func loadSchema(c governance.Content) (*schema.Schema, error) {
+	return schema.Parse(governance.SchemaFile, c[governance.SchemaFile])
+}
+
+// install puts signed content in force: the next requests see it.
+func (d *deployment) install(k governance.Kind, c governance.Content) error {
+	switch k {
+	case governance.KindSchema:
+		sc, err := loadSchema(c)
+		if err != nil {
+			return err
+		}
+		d.custody.SetSchema(sc)
+	case governance.KindPolicy:
+		set, err := policy.Parse(c)
+		if err != nil {
+			return err
+		}
+		d.policy.Replace(set)
+	case governance.KindAlgorithms:
+		a, err := governance.ParseAlgorithms(c[governance.AlgorithmsFile])
+		if err != nil {
+			return err
+		}
+		if err := d.registry.SetReviewers(a.Reviewers, a.Approvals); err != nil {
+			return err
+		}
+	}
+	d.slog.Info("signed rules put in force", "kind", string(k), "digest", governance.Digest(c))
 	return nil
+}
+
+// recordGovernance records the board's events of the start and of a
+// SIGHUP, which no principal asked for, and reports refusals on the
+// server's log.
+func (d *deployment) recordGovernance(ctx context.Context) governance.Record {
+	return func(events []governance.Event) error {
+		for _, ev := range events {
+			e := custody.GovernanceEntry(ev)
+			e.Time = time.Now().UTC()
+			if _, err := d.log.Record(ctx, e); err != nil {
+				return fmt.Errorf("couldn't record %s: %w", ev.Action, err)
+			}
+			switch ev.Action {
+			case governance.ActionUnsigned:
+				d.slog.Error("unsigned rules refused", "kind", string(ev.Kind), "on_disk", ev.Proposed, "in_force", ev.Current)
+			case governance.ActionInit:
+				d.slog.Warn("no signed rules yet: the files on disk become the signed rules (trust on first use)", "kind", string(ev.Kind), "digest", ev.Proposed)
+			}
+		}
+		return nil
+	}
+}
+
+// reload compares the policies and the schema on disk with the signed
+// ones, as at a SIGHUP: files edited without a signed proposal are refused
+// and recorded, and the signed rules stay in force.
+func (d *deployment) reload(ctx context.Context) error {
+	return d.governance.Reload(d.recordGovernance(ctx))
 }
 
 func (d *deployment) Close() error {

@@ -41,6 +41,12 @@ Usage:
     custos algo train --server URL --token TOKEN --name NAME
     custos algo recommend --server URL --token TOKEN --name NAME --subject ID [--k N]
     custos algo replay --server URL --token TOKEN --index N
+    custos governance keygen --name NAME --dir DIR
+    custos propose --server URL --token TOKEN --kind policy --dir NEWDIR | --kind schema|algorithms|signers --file NEWFILE
+    custos approve --server URL --token TOKEN --key FILE --proposal ID
+    custos proposals --server URL --token TOKEN
+    custos suspend --server URL --token TOKEN --key FILE [--principal ID ...] --reason TEXT
+    custos lift --server URL --token TOKEN --key FILE [--principal ID ...] --reason TEXT
 
 Example:
     $ custos init ./us && custos serve --config ./us/custos.yaml --listen 127.0.0.1:8080
@@ -92,6 +98,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = e.witness(ctx, rest)
 	case "algo":
 		err = e.algo(ctx, rest)
+	case "governance":
+		err = e.governance(rest)
+	case "propose":
+		err = e.propose(ctx, rest)
+	case "approve":
+		err = e.approve(ctx, rest)
+	case "proposals":
+		err = e.proposals(ctx, rest)
+	case "suspend":
+		err = e.suspend(ctx, rest)
+	case "lift":
+		err = e.lift(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

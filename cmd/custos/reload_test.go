@@ -33,9 +33,10 @@ func testDeployment(t testing.TB) *deployment {
 	return d
 }
 
-// TestPolicyReload checks what SIGHUP does: a valid change takes effect and
-// is recorded; an invalid set never replaces the one in force.
-func TestPolicyReload(t *testing.T) {
+// TestUnsignedReloadRefused checks what SIGHUP does: a policy file edited
+// on disk without a signed proposal, valid or not, is refused and
+// recorded, and the signed policies stay in force.
+func TestUnsignedReloadRefused(t *testing.T) {
 	d := testDeployment(t)
 	ctx := context.Background()
 	monitor := custos.Principal{ID: "aud", Org: "monitor", Loc: "US"}
@@ -43,36 +44,35 @@ func TestPolicyReload(t *testing.T) {
 	if f := d.policy.Forms(monitor, policy.Context{}, country); f[0] != custos.FormClear {
 		t.Fatalf("starter policy gives the monitor country as %s", f[0])
 	}
-	v0, n0 := d.policy.Version(), d.log.Size()
+	v0 := d.policy.Version()
 	dir := d.cfg.Path(d.cfg.Policies)
-
-	bad := filepath.Join(dir, "broken.cedar")
-	if err := os.WriteFile(bad, []byte("permit (principal, action, resource) when { principal.nope"), 0o644); err != nil {
-		t.Fatal(err)
+	if err := d.reload(ctx); err != nil {
+		t.Fatalf("reload with the signed files on disk: %v", err)
 	}
-	err := d.reloadPolicy(ctx)
-	if err == nil || !strings.Contains(err.Error(), "broken.cedar") || !strings.Contains(err.Error(), v0) {
-		t.Fatalf("invalid reload: %v, want an error naming the file and the version kept", err)
-	}
-	if d.policy.Version() != v0 || d.log.Size() != n0 {
-		t.Fatal("an invalid policy set replaced the valid one")
-	}
-	os.Remove(bad)
-
-	forbid := "@id(\"no-monitor\")\nforbid (principal, action, resource) when { principal.org == \"monitor\" };\n"
-	if err := os.WriteFile(filepath.Join(dir, "zz-forbid.cedar"), []byte(forbid), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.reloadPolicy(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if d.policy.Version() == v0 {
-		t.Fatal("version unchanged after a valid reload")
-	}
-	if d.log.Size() != n0+1 {
-		t.Fatal("the policy load was not recorded")
-	}
-	if f := d.policy.Forms(monitor, policy.Context{}, country); f[0] != custos.FormWithheld {
-		t.Fatalf("after reload the monitor still gets country as %s", f[0])
+	for _, tc := range []struct{ name, file, text string }{
+		{"invalid", "broken.cedar", "permit (principal, action, resource) when { principal.nope"},
+		{"valid", "zz-forbid.cedar", "@id(\"no-monitor\")\nforbid (principal, action, resource) when { principal.org == \"monitor\" };\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.file)
+			if err := os.WriteFile(path, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(path)
+			n0 := d.log.Size()
+			err := d.reload(ctx)
+			if err == nil || !strings.Contains(err.Error(), "custos propose") {
+				t.Fatalf("reload of an unsigned file: %v, want a refusal with a hint", err)
+			}
+			if d.policy.Version() != v0 {
+				t.Fatal("an unsigned policy file was put in force")
+			}
+			if d.log.Size() != n0+1 {
+				t.Fatal("the refusal was not recorded")
+			}
+			if f := d.policy.Forms(monitor, policy.Context{}, country); f[0] != custos.FormClear {
+				t.Fatalf("after the refusal the monitor gets country as %s", f[0])
+			}
+		})
 	}
 }

@@ -83,7 +83,8 @@ func tlsConfig(cfg *config.Config) (*tls.Config, error) {
 	return tc, nil
 }
 
-// run serves d on ln until ctx ends, reloading policies on SIGHUP. ready,
+// run serves d on ln until ctx ends. On SIGHUP it compares the rules on
+// disk with the signed ones and refuses an unsigned change. ready,
 // if not nil, is called once the server accepts requests.
 func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready func()) error {
 	reg := prometheus.NewRegistry()
@@ -137,11 +138,11 @@ func (e *env) run(ctx context.Context, d *deployment, ln net.Listener, ready fun
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			if err := d.reloadPolicy(context.Background()); err != nil {
-				e.log.Error("policy reload refused", "err", err)
+			if err := d.reload(context.Background()); err != nil {
+				e.log.Error("rules on disk refused", "err", err)
 				continue
 			}
-			e.log.Info("policies reloaded", "version", d.policy.Version())
+			e.log.Info("rules on disk are the signed ones", "policy", d.policy.Version())
 		}
 	}()
 

@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 
+	"github.com/custos/custos/internal/notekey"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -18,9 +17,6 @@ const MaxModuleSize = 64 << 20
 // MaxBundleSize bounds a bundle file: the module in base64 and the
 // manifest.
 const MaxBundleSize = MaxModuleSize/3*4 + 4 + 2*MaxManifestSize
-
-// maxSigLine bounds one signature line of a signed note.
-const maxSigLine = 1 << 10
 
 // A Bundle is a module and its manifest as a signed note.
 type Bundle struct {
@@ -68,7 +64,7 @@ func ReadBundle(r io.Reader) (*Bundle, error) {
 	if len(bu.Note) == 0 || len(bu.Module) == 0 {
 		return nil, errors.New("malformed bundle: want a manifest and a module")
 	}
-	if len(bu.Note) > MaxManifestSize+16*maxSigLine {
+	if len(bu.Note) > MaxManifestSize+16*notekey.MaxSigLine {
 		return nil, errors.New("bundle manifest is too large")
 	}
 	return &bu, nil
@@ -111,11 +107,11 @@ func Approve(text []byte, reviewer note.Signer) (string, error) {
 	if _, err := ParseManifest(text); err != nil {
 		return "", err
 	}
-	msg, err := note.Sign(&note.Note{Text: string(text)}, reviewer)
+	line, err := notekey.SignLine(text, reviewer)
 	if err != nil {
 		return "", fmt.Errorf("couldn't sign the manifest: %w", err)
 	}
-	return string(msg[len(text)+1:]), nil
+	return line, nil
 }
 
 // Approvals returns the names of the distinct reviewers whose signature
@@ -123,38 +119,9 @@ func Approve(text []byte, reviewer note.Signer) (string, error) {
 // signature by a known reviewer that does not verify, is an error; lines
 // by keys not among reviewers count for nothing.
 func Approvals(text []byte, lines []string, reviewers note.Verifiers) ([]string, error) {
-	if len(lines) == 0 {
-		return nil, nil
-	}
-	var msg strings.Builder
-	msg.Write(text)
-	msg.WriteString("\n")
-	for _, l := range lines {
-		if err := checkSigLine(l); err != nil {
-			return nil, err
-		}
-		msg.WriteString(l)
-	}
-	n, err := note.Open([]byte(msg.String()), reviewers)
-	var unknown *note.UnverifiedNoteError
-	switch {
-	case errors.As(err, &unknown):
-		return nil, nil
-	case err != nil:
+	names, err := notekey.Signers(text, lines, reviewers)
+	if err != nil {
 		return nil, fmt.Errorf("an approval does not verify: %w", err)
 	}
-	var names []string
-	for _, s := range n.Sigs {
-		names = append(names, s.Name)
-	}
-	slices.Sort(names)
-	return slices.Compact(names), nil
-}
-
-// checkSigLine checks that l is one signed-note signature line.
-func checkSigLine(l string) error {
-	if len(l) > maxSigLine || !strings.HasPrefix(l, "— ") || !strings.HasSuffix(l, "\n") || strings.Count(l, "\n") != 1 {
-		return errors.New("an approval must be one signed-note signature line (\"— name signature\")")
-	}
-	return nil
+	return names, nil
 }

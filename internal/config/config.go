@@ -56,6 +56,9 @@ type Config struct {
 	Limits   Limits   `yaml:"limits"`
 	// Algorithms is the admission of the operator's algorithm bundles.
 	Algorithms Algorithms `yaml:"algorithms,omitempty"`
+	// Governance says who signs changes to the policies and the schema,
+	// and who may suspend the operator.
+	Governance Governance `yaml:"governance,omitempty"`
 
 	// Dir is the directory of the configuration file.
 	Dir string `yaml:"-"`
@@ -189,6 +192,29 @@ type Algorithms struct {
 // can be admitted.
 func (a Algorithms) Enabled() bool { return len(a.Operators) > 0 || len(a.Reviewers) > 0 }
 
+// Governance configures the signed governance of the rules: a change to
+// the policies, the schema, the algorithm reviewer set or the signers is a
+// proposal that takes effect only once it carries one signature by a key
+// of each role in Require. Suspensions of the operator are signed by a key
+// of the Suspender role. With no signers listed, no change can ever be
+// applied: the rules stay as they are. The first signers listed are
+// trusted on first use; from then on the signed set is the one in force,
+// and a different set listed here is refused (see internal/governance).
+type Governance struct {
+	// Dir keeps the signed rules in force, the proposals and the
+	// suspension state.
+	Dir string `yaml:"dir,omitempty"`
+	// Signers lists, by role, the note verifier key files of the signers
+	// (custos governance keygen writes NAME.vkey). No key may be listed
+	// twice.
+	Signers map[string][]string `yaml:"signers,omitempty"`
+	// Require lists the roles that must each sign a proposal. Default:
+	// custodian and monitor.
+	Require []string `yaml:"require,omitempty"`
+	// Suspender is the role whose keys sign suspensions. Default: monitor.
+	Suspender string `yaml:"suspender,omitempty"`
+}
+
 // Limits caps what one request may ask.
 type Limits struct {
 	MaxBodyBytes     int64 `yaml:"max_body_bytes"`
@@ -314,6 +340,11 @@ func (c *Config) defaults() {
 	if c.Algorithms.Approvals == 0 {
 		c.Algorithms.Approvals = 2
 	}
+	c.Governance.Dir = cmp.Or(c.Governance.Dir, "governance")
+	if c.Governance.Require == nil {
+		c.Governance.Require = []string{custos.OrgCustodian, custos.OrgMonitor}
+	}
+	c.Governance.Suspender = cmp.Or(c.Governance.Suspender, custos.OrgMonitor)
 	c.Algorithms.MemoryMiB = cmp.Or(c.Algorithms.MemoryMiB, 1024)
 	c.Algorithms.Timeout = cmp.Or(c.Algorithms.Timeout, Duration(2*time.Minute))
 	c.Algorithms.OutputKiB = cmp.Or(c.Algorithms.OutputKiB, 1024)
@@ -381,6 +412,7 @@ func (c *Config) Validate() error {
 	c.validateIdentity(bad)
 	c.validateAudit(bad)
 	c.validateAlgorithms(bad)
+	c.validateGovernance(bad)
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key go together")
 	}
@@ -486,6 +518,34 @@ func (c *Config) validateAlgorithms(bad func(key, format string, args ...any)) {
 		bad("algorithms.output_kib", "must be between 1 and 1048576")
 	case a.ModelMiB < 1 || a.ModelMiB > 1024:
 		bad("algorithms.model_mib", "must be between 1 and 1024")
+	}
+}
+
+func (c *Config) validateGovernance(bad func(key, format string, args ...any)) {
+	g := c.Governance
+	if len(g.Require) == 0 {
+		bad("governance.require", "must list at least one role: a change signed by no one must not apply")
+	}
+	for role, keys := range g.Signers {
+		if !nameRE.MatchString(role) {
+			bad("governance.signers", "%q is not a valid role name", role)
+		}
+		for _, k := range keys {
+			if k == "" {
+				bad("governance.signers."+role, "a key file path is empty")
+			}
+		}
+	}
+	if len(g.Signers) == 0 {
+		return
+	}
+	for _, r := range g.Require {
+		if len(g.Signers[r]) == 0 {
+			bad("governance.require", "role %s lists no key under governance.signers: no change could ever be applied", r)
+		}
+	}
+	if len(g.Signers[g.Suspender]) == 0 {
+		bad("governance.suspender", "role %s lists no key under governance.signers: no suspension could ever be signed", g.Suspender)
 	}
 }
 

@@ -73,6 +73,9 @@ func TestRefused(t *testing.T) {
 		{"more approvals than reviewers", "\nlimits:", "\nalgorithms:\n  operators: [op.vkey]\n  reviewers: [a.vkey]\nlimits:", "algorithms.approvals"},
 		{"no approval needed", "\nlimits:", "\nalgorithms:\n  operators: [op.vkey]\n  reviewers: [a.vkey]\n  approvals: -1\nlimits:", "algorithms.approvals"},
 		{"reviewers without operators", "\nlimits:", "\nalgorithms:\n  reviewers: [a.vkey, b.vkey]\nlimits:", "algorithms.operators"},
+		{"required role without keys", "\nlimits:", "\ngovernance:\n  signers:\n    custodian: [c.vkey]\nlimits:", "governance.require"},
+		{"no role required", "\nlimits:", "\ngovernance:\n  require: []\nlimits:", "governance.require"},
+		{"suspender without keys", "\nlimits:", "\ngovernance:\n  signers:\n    custodian: [c.vkey]\n  require: [custodian]\nlimits:", "governance.suspender"},
 		{"operators without reviewers", "\nlimits:", "\nalgorithms:\n  operators: [op.vkey]\nlimits:", "algorithms.reviewers"},
 	}
 	base := string(starterConfig(t))
@@ -97,6 +100,24 @@ func TestAlgorithms(t *testing.T) {
 	}
 	if !c.Algorithms.Enabled() || c.Algorithms.Approvals != 2 || len(c.Algorithms.Reviewers) != 3 {
 		t.Fatalf("algorithms = %+v", c.Algorithms)
+	}
+}
+
+func TestGovernance(t *testing.T) {
+	base := string(starterConfig(t))
+	c, err := Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := c.Governance; g.Dir != "governance" || strings.Join(g.Require, ",") != "custodian,monitor" || g.Suspender != "monitor" || len(g.Signers) != 0 {
+		t.Fatalf("governance defaults = %+v", g)
+	}
+	c, err = Parse([]byte(strings.Replace(base, "\nlimits:", "\ngovernance:\n  signers:\n    custodian: [c.vkey]\n    monitor: [m.vkey]\nlimits:", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Governance.Signers["monitor"]) != 1 {
+		t.Fatalf("governance = %+v", c.Governance)
 	}
 }
 

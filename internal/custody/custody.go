@@ -14,6 +14,12 @@
 //     (submission, approval, activation, retirement) and every refusal is
 //     an audit entry, and a change is made only once its entries are
 //     durable.
+//   - Governance: every proposal, signature, application and refusal, and
+//     every suspension and lift, is an audit entry holding the digests of
+//     the change, durable before the change is made. A principal of the
+//     operator the monitor suspended gets nothing: CheckSuspended refuses
+//     it and records the refusal; the gateway calls it for every request
+//     before any other work.
 //   - Errors returned are *custos.Error with a stable code and a detail free
 //     of personal data, or an internal error whose cause is for the log only.
 //
@@ -28,9 +34,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/governance"
 	"github.com/custos/custos/internal/policy"
 	"github.com/custos/custos/internal/registry"
 	"github.com/custos/custos/internal/sandbox"
@@ -83,6 +91,9 @@ type Config struct {
 	// Registry is the registry of the operator's algorithm bundles; nil
 	// when the deployment keeps none.
 	Registry *registry.Registry
+	// Governance holds the signed rules, the proposals to change them and
+	// the suspension of the operator; nil when the deployment keeps none.
+	Governance *governance.Board
 }
 
 // Defaults of Config.
@@ -97,6 +108,9 @@ type Service struct {
 	log    *slog.Logger
 	grants *grants
 	models sync.Mutex // one model version stored at a time
+	// schema is the schema in force, replaced when a signed proposal
+	// changes it.
+	schema atomic.Pointer[schema.Schema]
 }
 
 // New checks cfg and returns a Service.
@@ -124,11 +138,15 @@ func New(cfg Config) (*Service, error) {
 		cfg.Algorithms = registryAlgorithms{cfg.Registry}
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, grants: newGrants()}
+	s.schema.Store(cfg.Schema)
 	return s, nil
 }
 
 // Schema returns the schema in force.
-func (s *Service) Schema() *schema.Schema { return s.cfg.Schema }
+func (s *Service) Schema() *schema.Schema { return s.schema.Load() }
+
+// SetSchema puts sc in force for the requests that start from now on.
+func (s *Service) SetSchema(sc *schema.Schema) { s.schema.Store(sc) }
 
 // Policy returns the policy engine.
 func (s *Service) Policy() *policy.Engine { return s.cfg.Policy }

@@ -9,7 +9,9 @@
 // capped (a bundle submission by its own, larger cap); every error is
 // an RFC 9457 problem JSON with a stable code, whose detail comes from a
 // *custos.Error (written free of personal data) or is "internal error", the
-// cause going to the log; log lines name routes, never paths, so subject and
+// cause going to the log; a principal of the operator the monitor
+// suspended gets 403 "suspended" on every route but GET /v1/suspension,
+// before custody is asked anything else; log lines name routes, never paths, so subject and
 // record ids stay out of logs; when more requests are in flight than the
 // limit, the answer is 503 with Retry-After.
 package gateway
@@ -173,6 +175,10 @@ func New(cfg Config) *Gateway {
 	s.route(mux, "/v1/algorithms/{ref}", methods{"GET": s.auth(s.getAlgorithm)})
 	s.route(mux, "/v1/algorithms/{ref}/approvals", methods{"POST": s.auth(s.approveAlgorithm)})
 	s.route(mux, "/v1/algorithms/{ref}/retire", methods{"POST": s.auth(s.retireAlgorithm)})
+	s.route(mux, "/v1/proposals", methods{"GET": s.auth(s.listProposals), "POST": s.auth(s.propose)})
+	s.route(mux, "/v1/proposals/{id}", methods{"GET": s.auth(s.getProposal)})
+	s.route(mux, "/v1/proposals/{id}/signatures", methods{"POST": s.auth(s.signProposal)})
+	s.route(mux, suspensionPath, methods{"GET": s.auth(s.suspension), "POST": s.auth(s.suspend)})
 	if cfg.Log != nil {
 		tiles := http.StripPrefix("/log", cfg.Log.Handler()).ServeHTTP
 		s.route(mux, "/log/checkpoint", methods{"GET": tiles, "HEAD": tiles})
@@ -296,7 +302,16 @@ func (s *server) auth(h func(http.ResponseWriter, *http.Request, custody.Request
 			s.problem(w, r, custos.Errorf(custos.CodeInvalidRequest, "Custos-Purpose must be a lower-case code of at most 64 letters, digits, _ and -"))
 			return
 		}
-		h(w, r, custody.Request{Principal: p, Purpose: custos.Purpose(purpose)})
+		req := custody.Request{Principal: p, Purpose: custos.Purpose(purpose)}
+		// A suspended principal of the operator may read its suspension
+		// and nothing else.
+		if !(r.Method == http.MethodGet && r.Pattern == suspensionPath) {
+			if err := s.cfg.Custody.CheckSuspended(r.Context(), req, r.Method+" "+r.Pattern); err != nil {
+				s.problem(w, r, err)
+				return
+			}
+		}
+		h(w, r, req)
 	}
 }
 

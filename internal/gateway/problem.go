@@ -31,6 +31,7 @@ var statuses = map[string]int{
 	custos.CodeJustification:     http.StatusBadRequest,
 	custos.CodeApproval:          http.StatusForbidden,
 	custos.CodeInvalidSignature:  http.StatusUnprocessableEntity,
+	custos.CodeSuspended:         http.StatusForbidden,
 	custos.CodeUnavailable:       http.StatusServiceUnavailable,
 	custos.CodeAuditUnavailable:  http.StatusServiceUnavailable,
 	custos.CodeInternal:          http.StatusInternalServerError,

@@ -1,13 +1,17 @@
 // Package notekey reads and makes the Ed25519 signed-note keys custos uses:
-// the log's checkpoint key, witness keys, and operators' and reviewers'
-// algorithm keys. A key file holds one line of note key text.
+// the log's checkpoint key, witness keys, operators' and reviewers'
+// algorithm keys and the governance signers' keys. A key file holds one
+// line of note key text. It also counts co-signatures: signature lines
+// posted one by one over a note text that others hold.
 package notekey
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -79,4 +83,59 @@ func ReadVerifier(path, what string) (note.Verifier, error) {
 		return nil, fmt.Errorf("%s %s is malformed: %w", what, path, err)
 	}
 	return v, nil
+}
+
+// MaxSigLine bounds one signature line of a signed note.
+const MaxSigLine = 1 << 10
+
+// SignLine returns signer's signature line over text (a signed note's
+// text, ending in a newline): the line a co-signer posts to add its
+// signature to a note others hold.
+func SignLine(text []byte, signer note.Signer) (string, error) {
+	msg, err := note.Sign(&note.Note{Text: string(text)}, signer)
+	if err != nil {
+		return "", fmt.Errorf("couldn't sign: %w", err)
+	}
+	return string(msg[len(text)+1:]), nil
+}
+
+// Signers returns the names of the distinct keys among known whose
+// signature lines verify over text, sorted. A line that is not one
+// signature line, or a signature by a known key that does not verify, is
+// an error; lines by keys not among known count for nothing.
+func Signers(text []byte, lines []string, known note.Verifiers) ([]string, error) {
+	if len(lines) == 0 {
+		return nil, nil
+	}
+	var msg strings.Builder
+	msg.Write(text)
+	msg.WriteString("\n")
+	for _, l := range lines {
+		if err := CheckSigLine(l); err != nil {
+			return nil, err
+		}
+		msg.WriteString(l)
+	}
+	n, err := note.Open([]byte(msg.String()), known)
+	var unknown *note.UnverifiedNoteError
+	switch {
+	case errors.As(err, &unknown):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("a signature does not verify: %w", err)
+	}
+	var names []string
+	for _, s := range n.Sigs {
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}
+
+// CheckSigLine checks that l is one signed-note signature line.
+func CheckSigLine(l string) error {
+	if len(l) > MaxSigLine || !strings.HasPrefix(l, "— ") || !strings.HasSuffix(l, "\n") || strings.Count(l, "\n") != 1 {
+		return errors.New("a signature must be one signed-note signature line (\"— name signature\")")
+	}
+	return nil
 }

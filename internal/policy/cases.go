@@ -180,7 +180,7 @@ func (c *Case) check() error {
 		if !slices.Contains([]custos.Form{custos.FormClear, custos.FormToken, custos.FormMasked, custos.FormWithheld}, custos.Form(c.Want)) {
 			return fmt.Errorf("%q: a read wants clear, token, masked or withheld, not %q", c.Name, c.Want)
 		}
-	case slices.Contains(slices.Concat(fieldActions, subjectActions, algorithmActions), custos.Action(c.Action)):
+	case slices.Contains(slices.Concat(fieldActions, subjectActions, algorithmActions, governanceActions), custos.Action(c.Action)):
 		if c.Want != outcomeAllow && c.Want != outcomeDeny {
 			return fmt.Errorf("%q: action %s wants allow or deny, not %q", c.Name, c.Action, c.Want)
 		}
@@ -190,6 +190,12 @@ func (c *Case) check() error {
 	if slices.Contains(subjectActions, custos.Action(c.Action)) {
 		if c.Subject.Residency == "" || c.Field != "" {
 			return fmt.Errorf("%q: action %s needs a subject with a residency and no field", c.Name, c.Action)
+		}
+		return nil
+	}
+	if slices.Contains(governanceActions, custos.Action(c.Action)) {
+		if c.Algorithm != "" || c.Field != "" || c.Subject != (CaseSubject{}) {
+			return fmt.Errorf("%q: action %s needs no algorithm, field or subject", c.Name, c.Action)
 		}
 		return nil
 	}
@@ -258,6 +264,9 @@ func run(e *Engine, c *Case, field func(collection, name string) (Field, bool)) 
 		return "", err
 	}
 	p, ctx, a := c.principal(), c.context(), custos.Action(c.Action)
+	if slices.Contains(governanceActions, a) {
+		return outcome(e.AllowedOnGovernance(p, a, ctx)), nil
+	}
 	if slices.Contains(algorithmActions, a) {
 		return outcome(e.AllowedOnAlgorithm(p, a, c.Algorithm, ctx)), nil
 	}

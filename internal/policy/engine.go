@@ -16,15 +16,17 @@ import (
 
 // The Cedar entity types of custos.
 const (
-	typePrincipal types.EntityType = "Custos::Principal"
-	typeAction    types.EntityType = "Custos::Action"
-	typeField     types.EntityType = "Custos::Field"
-	typeSubject   types.EntityType = "Custos::Subject"
-	typeAlgorithm types.EntityType = "Custos::Algorithm"
+	typePrincipal  types.EntityType = "Custos::Principal"
+	typeAction     types.EntityType = "Custos::Action"
+	typeField      types.EntityType = "Custos::Field"
+	typeSubject    types.EntityType = "Custos::Subject"
+	typeAlgorithm  types.EntityType = "Custos::Algorithm"
+	typeGovernance types.EntityType = "Custos::Governance"
 )
 
 // fieldActions act on a Custos::Field, subjectActions on a Custos::Subject,
-// algorithmActions on a Custos::Algorithm.
+// algorithmActions on a Custos::Algorithm, governanceActions on the
+// Custos::Governance.
 var (
 	fieldActions = []custos.Action{
 		custos.ActionReadClear, custos.ActionReadToken, custos.ActionReadMasked,
@@ -34,6 +36,10 @@ var (
 	algorithmActions = []custos.Action{
 		custos.ActionTrain, custos.ActionRecommend, custos.ActionReplay,
 		custos.ActionAlgoSubmit, custos.ActionAlgoApprove, custos.ActionAlgoRetire, custos.ActionAlgoRead,
+	}
+	governanceActions = []custos.Action{
+		custos.ActionGovPropose, custos.ActionGovApprove, custos.ActionGovRead,
+		custos.ActionSuspend, custos.ActionSuspensionRead,
 	}
 )
 
@@ -121,7 +127,7 @@ func (e *Engine) Version() string { return e.snap.Load().set.Version() }
 func newSnapshot(s *Set) *snapshot {
 	ids := slices.Sorted(maps.Keys(s.policies))
 	byAction := make(map[custos.Action]policyList)
-	for _, a := range slices.Concat(fieldActions, subjectActions, algorithmActions) {
+	for _, a := range slices.Concat(fieldActions, subjectActions, algorithmActions, governanceActions) {
 		uid := types.NewEntityUID(typeAction, types.String(a))
 		l := policyList{}
 		for _, id := range ids {
@@ -267,6 +273,22 @@ func (e *Engine) AllowedOnAlgorithm(p custos.Principal, a custos.Action, name st
 	}
 	_, cacheable := requestKey(p, ctx)
 	return e.newRequest(e.snap.Load(), p, ctx, cacheable).allowed(a, &algorithm)
+}
+
+// AllowedOnGovernance decides action a (gov-propose, gov-approve,
+// gov-read, suspend, suspension-read) of p on the governance of the
+// engine's jurisdiction. Decisions on governance are not cached. An action
+// that does not apply to governance is denied.
+func (e *Engine) AllowedOnGovernance(p custos.Principal, a custos.Action, ctx Context) bool {
+	if !slices.Contains(governanceActions, a) {
+		return false
+	}
+	g := types.Entity{
+		UID:        types.NewEntityUID(typeGovernance, types.String(e.jurisdiction)),
+		Attributes: types.NewRecord(types.RecordMap{"jurisdiction": types.String(e.jurisdiction)}),
+	}
+	_, cacheable := requestKey(p, ctx)
+	return e.newRequest(e.snap.Load(), p, ctx, cacheable).allowed(a, &g)
 }
 
 // formAllow and formDeny stand for the decisions of Allowed in the cache.

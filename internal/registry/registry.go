@@ -225,6 +225,41 @@ func verifiers(cfg Config) (operators, reviewers []note.Verifier, err error) {
 	return operators, reviewers, nil
 }
 
+// CheckReviewers reports whether SetReviewers would accept reviewers and
+// required.
+func (r *Registry) CheckReviewers(reviewers []string, required int) error {
+	cfg := r.cfg
+	cfg.Reviewers, cfg.Required = reviewers, required
+	_, _, err := verifiers(cfg)
+	return err
+}
+
+// SetReviewers replaces the reviewers' keys and the number of approvals a
+// bundle needs, as a signed change of governance does. Approvals are
+// counted again against the new set: a key taken out of it no longer
+// counts, and a bundle active under the old set runs only if its
+// approvals still reach required (Active and Approved check). It refuses
+// sets Open refuses.
+func (r *Registry) SetReviewers(reviewers []string, required int) error {
+	cfg := r.cfg
+	cfg.Reviewers, cfg.Required = reviewers, required
+	_, vs, err := verifiers(cfg)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cfg.Reviewers, r.cfg.Required, r.reviewers = reviewers, required, note.VerifierList(vs...)
+	for _, b := range r.bundles {
+		names, err := algo.Approvals(b.text, b.approvals, r.reviewers)
+		if err != nil || names == nil {
+			names = []string{}
+		}
+		b.entry.Approvers, b.entry.Required = names, required
+	}
+	return nil
+}
+
 // load reads every bundle directory, drops what a crashed submission left
 // and retires all but the latest active bundle of each name, which a crash
 // between two writes of an activation can leave.
@@ -604,6 +639,7 @@ func (r *Registry) Approved(ctx context.Context, digest string) (Runnable, error
 func (r *Registry) runnable(match func(*bundle) bool, format, arg string) (Runnable, error) {
 	var cp *bundle
 	r.mu.Lock()
+	reviewers, required := r.reviewers, r.cfg.Required
 	for _, b := range r.bundles {
 		if match(b) && (cp == nil || b.entry.Activated.After(cp.entry.Activated)) {
 			c := *b
@@ -618,9 +654,9 @@ func (r *Registry) runnable(match func(*bundle) bool, format, arg string) (Runna
 	if err != nil {
 		return Runnable{}, err
 	}
-	approvers, err := algo.Approvals(cp.text, cp.approvals, r.reviewers)
-	if err != nil || len(approvers) < r.cfg.Required {
-		return Runnable{}, custos.Errorf(custos.CodeInvalidSignature, "%s %s lacks the %d approvals it needs: it must not run", cp.entry.Name, cp.entry.Version, r.cfg.Required)
+	approvers, err := algo.Approvals(cp.text, cp.approvals, reviewers)
+	if err != nil || len(approvers) < required {
+		return Runnable{}, custos.Errorf(custos.CodeInvalidSignature, "%s %s lacks the %d approvals it needs: it must not run", cp.entry.Name, cp.entry.Version, required)
 	}
 	return Runnable{Manifest: m, Module: bu.Module}, nil
 }

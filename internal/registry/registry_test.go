@@ -594,3 +594,52 @@ func FuzzSubmit(f *testing.F) {
 		}
 	})
 }
+
+// TestSetReviewers checks a change of the reviewer set: approvals by keys
+// taken out stop counting, so an active bundle no longer runs, and a set
+// Open would refuse is refused.
+func TestSetReviewers(t *testing.T) {
+	f := newFixture(t)
+	e := f.submit(t, "1.0.0")
+	for _, k := range []key{f.alice, f.bob} {
+		if _, err := f.reg.Approve(e.Ref(), approval(t, e, k), f.record); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.reg.Active(t.Context(), "covisit"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		reviewers []string
+		required  int
+	}{
+		{"the operator as a reviewer", []string{f.op.v}, 1},
+		{"more approvals than reviewers", []string{f.alice.v}, 2},
+		{"one key twice", []string{f.alice.v, f.alice.v}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if f.reg.CheckReviewers(tc.reviewers, tc.required) == nil || f.reg.SetReviewers(tc.reviewers, tc.required) == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	if err := f.reg.SetReviewers([]string{f.alice.v, f.carl.v}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.reg.Get(e.Ref()); strings.Join(got.Approvers, ",") != "alice" || got.Required != 2 {
+		t.Fatalf("after the change: approvers %v, required %d", got.Approvers, got.Required)
+	}
+	if _, err := f.reg.Active(t.Context(), "covisit"); custos.ErrorCode(err) != custos.CodeInvalidSignature {
+		t.Fatalf("a bundle without the approvals of the new set runs: %v", err)
+	}
+	if _, err := f.reg.Approve(e.Ref(), approval(t, e, f.bob), f.record); custos.ErrorCode(err) != custos.CodeInvalidSignature {
+		t.Fatalf("a reviewer taken out approves: %v", err)
+	}
+	if _, err := f.reg.Approve(e.Ref(), approval(t, e, f.carl), f.record); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reg.Active(t.Context(), "covisit"); err != nil {
+		t.Fatalf("approved again by the new set: %v", err)
+	}
+}

@@ -31,6 +31,39 @@ type Report struct {
 	// AlgorithmChanges are the changes made to the registry of algorithms:
 	// submissions, approvals, activations and retirements.
 	AlgorithmChanges []AlgorithmChange `json:"algorithm_changes"`
+	// Governance are the steps of the governance of the rules and of the
+	// suspension of the operator: proposals, signatures, applications,
+	// refusals of unsigned files, the rules in force, suspensions and lifts.
+	Governance []GovernanceChange `json:"governance"`
+	// RulesInForce is the last rules-in-force entry: the digest of the
+	// policies and the schema in force from then on.
+	RulesInForce *GovernanceChange `json:"rules_in_force,omitempty"`
+	// UnsignedRuleChanges are rules-in-force entries whose rules differ
+	// from the previous entry's with no application (gov-apply) nor trust
+	// on first use (gov-init) between them: the rules changed outside
+	// governance, such as the signed state edited on the custodian's disk.
+	UnsignedRuleChanges []GovernanceChange `json:"unsigned_rule_changes"`
+
+	lastRules string // the rules digest of the last rules-in-force entry
+	explained bool   // a gov-apply or gov-init since that entry
+}
+
+// GovernanceChange is one entry of governance. Its detail names the kind
+// and the digests of the change; its approver is the key of a signature.
+type GovernanceChange struct {
+	Index     uint64    `json:"index"`
+	Time      time.Time `json:"time"`
+	Action    string    `json:"action"`
+	Decision  string    `json:"decision"`
+	Principal string    `json:"principal"`
+	Approver  string    `json:"approver,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Detail    string    `json:"detail"`
+}
+
+// isGovernance reports whether an action is a step of governance.
+func isGovernance(action string) bool {
+	return strings.HasPrefix(action, "gov-") || slices.Contains([]string{"rules-in-force", "suspend", "lift"}, action)
 }
 
 // AlgorithmChange is one allowed entry whose action starts with "algo-".
@@ -114,6 +147,21 @@ func (r *Report) Add(index uint64, e custos.AuditEntry) {
 	if strings.HasPrefix(e.Action, "algo-") && e.Decision == "allow" {
 		r.AlgorithmChanges = append(r.AlgorithmChanges, AlgorithmChange{Index: index, Time: e.Time, Action: e.Action, Principal: e.Principal, Approver: e.Approver, Detail: e.Detail})
 	}
+	if isGovernance(e.Action) {
+		g := GovernanceChange{Index: index, Time: e.Time, Action: e.Action, Decision: e.Decision, Principal: e.Principal, Approver: e.Approver, Reason: e.Reason, Detail: e.Detail}
+		r.Governance = append(r.Governance, g)
+		switch e.Action {
+		case "gov-apply", "gov-init":
+			r.explained = true
+		case "rules-in-force":
+			r.RulesInForce = &g
+			rules, _, _ := strings.Cut(strings.TrimPrefix(e.Detail, "rules "), " ")
+			if r.lastRules != "" && rules != r.lastRules && !r.explained {
+				r.UnsignedRuleChanges = append(r.UnsignedRuleChanges, g)
+			}
+			r.lastRules, r.explained = rules, false
+		}
+	}
 	if strings.HasPrefix(e.Action, "policy") {
 		r.PolicyChanges = append(r.PolicyChanges, PolicyChange{Index: index, Time: e.Time, Action: e.Action, Principal: e.Principal, Detail: e.Detail})
 	}
@@ -146,6 +194,9 @@ func WriteCSV(w io.Writer, r Report) error {
 	}
 	for _, x := range r.AlgorithmChanges {
 		row("algorithm", u(x.Index), ts(x.Time), "", "", "", x.Action, "", x.Principal, "", "", "", x.Approver, "", "", x.Detail)
+	}
+	for _, x := range r.Governance {
+		row("governance", u(x.Index), ts(x.Time), "", "", "", x.Action, x.Decision, x.Principal, "", x.Reason, "", x.Approver, "", "", x.Detail)
 	}
 	for _, x := range r.PolicyChanges {
 		row("policy", u(x.Index), ts(x.Time), "", "", "", x.Action, "", x.Principal, "", "", "", "", "", "", x.Detail)
@@ -188,6 +239,17 @@ func WriteText(w io.Writer, r Report) error {
 	fmt.Fprintf(tw, "\nalgorithm changes\t%d\n", len(r.AlgorithmChanges))
 	for _, x := range r.AlgorithmChanges {
 		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\tapprover=%s\t%s\n", x.Index, ts(x.Time), safe(x.Action), safe(x.Principal), safe(x.Approver), safe(x.Detail))
+	}
+	fmt.Fprintf(tw, "\ngovernance\t%d\n", len(r.Governance))
+	for _, x := range r.Governance {
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\tsigner=%s\treason=%s\t%s\n", x.Index, ts(x.Time), safe(x.Action), x.Decision, safe(x.Principal), safe(x.Approver), safe(x.Reason), safe(x.Detail))
+	}
+	if x := r.RulesInForce; x != nil {
+		fmt.Fprintf(tw, "\nrules in force\t#%d\t%s\n", x.Index, safe(x.Detail))
+	}
+	fmt.Fprintf(tw, "\nrules changed without a signed application\t%d\n", len(r.UnsignedRuleChanges))
+	for _, x := range r.UnsignedRuleChanges {
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\n", x.Index, ts(x.Time), safe(x.Detail))
 	}
 	return tw.Flush()
 }

@@ -127,3 +127,45 @@ func TestReportAlgorithms(t *testing.T) {
 		t.Errorf("CSV report lacks the approval:\n%s", c.String())
 	}
 }
+
+func TestReportGovernance(t *testing.T) {
+	var r Report
+	rules := func(d string) string { return "rules sha256:" + d + " policy sha256:p schema sha256:s: at start" }
+	for i, e := range []custos.AuditEntry{
+		{Action: "gov-init", Decision: "allow", Detail: "policy proposed sha256:p"},
+		{Action: "rules-in-force", Decision: "allow", Detail: rules("1")},
+		{Action: "gov-propose", Decision: "allow", Principal: "alice", Detail: "policy proposal 0123456789abcdef"},
+		{Action: "gov-sign", Decision: "allow", Principal: "aud", Approver: "monitor-1", Detail: "policy proposal 0123456789abcdef"},
+		{Action: "gov-apply", Decision: "allow", Principal: "aud", Detail: "policy proposal 0123456789abcdef"},
+		{Action: "rules-in-force", Decision: "allow", Principal: "aud", Detail: rules("2")},
+		{Action: "gov-unsigned", Decision: "deny", Code: "invalid_signature", Detail: "policy current sha256:p"},
+		{Action: "suspend", Decision: "allow", Principal: "aud", Approver: "monitor-1", Reason: "review"},
+		{Action: "read", Decision: "allow", Principal: "wei"},
+	} {
+		e.Time = entryClock
+		r.Add(uint64(i), e)
+	}
+	if len(r.Governance) != 8 || r.Governance[3].Approver != "monitor-1" || r.Governance[7].Reason != "review" {
+		t.Fatalf("governance %+v", r.Governance)
+	}
+	if r.RulesInForce == nil || r.RulesInForce.Index != 5 || r.RulesInForce.Detail != rules("2") {
+		t.Fatalf("rules in force %+v", r.RulesInForce)
+	}
+	if len(r.UnsignedRuleChanges) != 0 {
+		t.Fatalf("unsigned rule changes %+v", r.UnsignedRuleChanges)
+	}
+	// A restart that finds other rules with no application between.
+	r.Add(9, custos.AuditEntry{Time: entryClock, Action: "rules-in-force", Decision: "allow", Detail: rules("3")})
+	if len(r.UnsignedRuleChanges) != 1 || r.UnsignedRuleChanges[0].Index != 9 {
+		t.Fatalf("unsigned rule changes %+v", r.UnsignedRuleChanges)
+	}
+	var text bytes.Buffer
+	if err := WriteText(&text, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"governance  9", "rules in force  #9  " + rules("3"), "signer=monitor-1", "rules changed without a signed application  1"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+}
