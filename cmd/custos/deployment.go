@@ -14,6 +14,7 @@ import (
 	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/custody"
+	"github.com/custos/custos/internal/flow"
 	"github.com/custos/custos/internal/governance"
 	"github.com/custos/custos/internal/identity"
 	"github.com/custos/custos/internal/keys"
@@ -138,6 +139,10 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	flows, err := openFlows(cfg, d.schema, d.keyring.TokenKey())
+	if err != nil {
+		return nil, err
+	}
 	if d.registry, err = openRegistry(cfg, d.governance); err != nil {
 		return nil, err
 	}
@@ -180,6 +185,7 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		},
 		MaxModel:   cfg.Algorithms.ModelMiB << 20,
 		Governance: d.governance,
+		Flows:      flows,
 	})
 	if err != nil {
 		return nil, err
@@ -188,6 +194,31 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		return nil, fmt.Errorf("couldn't record policy load: %w", err)
 	}
 	return d, nil
+}
+
+// openFlows loads the declared flows and checks them against the schema:
+// a protected field declared clear refuses to start. With no flows file,
+// no flow is declared.
+func openFlows(cfg *config.Config, sc *schema.Schema, root []byte) (custody.FlowsConfig, error) {
+	if cfg.Flows.File == "" {
+		return custody.FlowsConfig{}, nil
+	}
+	set, err := flow.Load(cfg.Path(cfg.Flows.File))
+	if err != nil {
+		return custody.FlowsConfig{}, err
+	}
+	if err := set.Check(sc); err != nil {
+		return custody.FlowsConfig{}, fmt.Errorf("%s: %w: refusing to start", cfg.Flows.File, err)
+	}
+	keys, err := flow.NewKeys(root)
+	if err != nil {
+		return custody.FlowsConfig{}, err
+	}
+	samples, err := flow.NewFileSamples(cfg.Path(cfg.Flows.Samples))
+	if err != nil {
+		return custody.FlowsConfig{}, err
+	}
+	return custody.FlowsConfig{Set: set, Keys: keys, Samples: samples}, nil
 }
 
 // openLog opens the deployment's transparency log.
