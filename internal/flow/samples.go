@@ -76,9 +76,12 @@ func (s *FileSamples) Add(_ context.Context, flow string, samples []Sample) erro
 }
 
 // List returns up to limit samples of flow whose audit index is after
-// after (all when after is 0), oldest first.
+// after (all when after is 0), oldest first; MaxSamples when limit is not
+// positive or larger.
 func (s *FileSamples) List(_ context.Context, flow string, after uint64, limit int) ([]Sample, error) {
-	limit = min(max(limit, 1), MaxSamples)
+	if limit <= 0 || limit > MaxSamples {
+		limit = MaxSamples
+	}
 	f, err := os.Open(s.path(flow))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
