@@ -47,6 +47,9 @@ Usage:
     custos proposals --server URL --token TOKEN
     custos suspend --server URL --token TOKEN --key FILE [--principal ID ...] --reason TEXT
     custos lift --server URL --token TOKEN --key FILE [--principal ID ...] --reason TEXT
+    custos flow list --server URL --token TOKEN
+    custos flow export --server URL --token TOKEN --name NAME [--cursor-file FILE] [--limit N] [--out FILE]
+    custos flow samples --server URL --token TOKEN --name NAME [--after INDEX]
 
 Example:
     $ custos init ./us && custos serve --config ./us/custos.yaml --listen 127.0.0.1:8080
@@ -110,6 +113,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = e.suspend(ctx, rest)
 	case "lift":
 		err = e.lift(ctx, rest)
+	case "flow":
+		err = e.flow(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
