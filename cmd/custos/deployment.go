@@ -332,8 +332,13 @@ func openGovernance(ctx context.Context, cfg *config.Config, d *deployment, log 
 func (d *deployment) check(k governance.Kind, c governance.Content) error {
 	switch k {
 	case governance.KindSchema:
-		_, err := loadSchema(c)
-		return err
+		sc, err := loadSchema(c)
+		if err != nil || d.custody == nil {
+			return err
+		}
+		// A schema under which a declared flow would release a protected
+		// field in clear, or name a field no longer there, is refused.
+		return d.custody.CheckFlows(sc)
 	case governance.KindAlgorithms:
 		a, err := governance.ParseAlgorithms(c[governance.AlgorithmsFile])
 		if err == nil && d.registry != nil {

@@ -115,10 +115,15 @@ func (s *Service) Export(ctx context.Context, r Request, name, cursor string, li
 	if limit <= 0 || limit > MaxExportPage {
 		limit = MaxExportPage
 	}
-	coll, err := s.Schema().Collection(f.Collection)
-	if err != nil {
-		return Page{}, err
+	// The schema may have changed by a signed proposal since the flows
+	// were checked at start: a flow that no longer fits it releases
+	// nothing.
+	sc := s.Schema()
+	if err := f.Check(sc); err != nil {
+		s.log.Error("a declared flow does not fit the schema in force", "flow", f.Name, "err", err)
+		return Page{}, s.deny(ctx, e, custos.Errorf(custos.CodeConflict, "the flow's declaration does not fit the schema in force; the custodian must correct flows.yaml"))
 	}
+	coll, _ := sc.Collection(f.Collection)
 	n, wait := s.flowLimiter.Take(f.Name, f.Rate, limit, s.cfg.Now())
 	if n == 0 {
 		return Page{}, &RateLimitedError{RetryAfter: wait, err: custos.Errorf(custos.CodeRateLimited, "the flow's rate of %g records per second is used up", f.Rate)}
@@ -239,6 +244,15 @@ func (s *Service) exportRecord(ctx context.Context, r Request, f *flow.Flow, col
 		out.Fields[fl.Name] = shaped.Value
 	}
 	return out, nil
+}
+
+// CheckFlows checks the declared flows against sc, such as a proposed
+// schema: nil when there are none.
+func (s *Service) CheckFlows(sc *schema.Schema) error {
+	if s.cfg.Flows.Set == nil {
+		return nil
+	}
+	return s.cfg.Flows.Set.Check(sc)
 }
 
 // Flows returns the declared flows the principal may read.

@@ -14,6 +14,8 @@ import (
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/custody"
 	"github.com/custos/custos/internal/flow"
+	"github.com/custos/custos/internal/schema"
+	"github.com/custos/custos/internal/starter"
 )
 
 const testFlows = `version: 1
@@ -280,5 +282,26 @@ func fillUsers(b testing.TB, f *fixture, n int) {
 	close(errs)
 	if err := <-errs; err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestExportRefusedWhenSchemaChanged checks that a flow declaring a field
+// clear releases nothing once a signed schema makes that field protected.
+func TestExportRefusedWhenSchemaChanged(t *testing.T) {
+	f := newFixture(t)
+	addUsers(t, f, 1)
+	s, _ := f.withFlows(t, 1000, 0)
+	changed := strings.Replace(string(starter.Schema()), "handle:    {type: string, class: public", "handle:    {type: string, class: protected", 1)
+	sc, err := schema.Parse("schema.yaml", []byte(changed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckFlows(sc); err == nil || !strings.Contains(err.Error(), "protected") {
+		t.Errorf("CheckFlows of the changed schema: %v", err)
+	}
+	s.SetSchema(sc)
+	p, err := s.Export(context.Background(), recipient, "users-abroad", "", 0)
+	if custos.ErrorCode(err) != custos.CodeConflict || p.Records != nil {
+		t.Fatalf("export under the changed schema: %d records, %v", len(p.Records), err)
 	}
 }

@@ -175,23 +175,30 @@ func (f *Flow) check() error {
 	return nil
 }
 
-// Check checks every flow against the schema: its collection and fields
-// exist, and no protected field leaves in clear.
+// Check checks every flow against the schema.
 func (s *Set) Check(sc *schema.Schema) error {
 	for _, n := range s.names {
-		f := s.flows[n]
-		coll, err := sc.Collection(f.Collection)
-		if err != nil {
-			return fmt.Errorf("flow %q: the schema has no collection %q", n, f.Collection)
+		if err := s.flows[n].Check(sc); err != nil {
+			return err
 		}
-		for _, name := range slices.Sorted(maps.Keys(f.Fields)) {
-			field, ok := coll.Fields[name]
-			if !ok {
-				return fmt.Errorf("flow %q: collection %s has no field %q", n, coll.Name, name)
-			}
-			if f.Fields[name] == custos.FormClear && field.Class == custos.ClassProtected {
-				return fmt.Errorf("flow %q: field %s.%s is protected and cannot leave in clear; declare it token", n, coll.Name, name)
-			}
+	}
+	return nil
+}
+
+// Check checks f against the schema: its collection and fields exist, and
+// no protected field leaves in clear.
+func (f *Flow) Check(sc *schema.Schema) error {
+	coll, err := sc.Collection(f.Collection)
+	if err != nil {
+		return fmt.Errorf("flow %q: the schema has no collection %q", f.Name, f.Collection)
+	}
+	for _, name := range slices.Sorted(maps.Keys(f.Fields)) {
+		field, ok := coll.Fields[name]
+		if !ok {
+			return fmt.Errorf("flow %q: collection %s has no field %q", f.Name, coll.Name, name)
+		}
+		if f.Fields[name] == custos.FormClear && field.Class == custos.ClassProtected {
+			return fmt.Errorf("flow %q: field %s.%s is protected and cannot leave in clear; declare it token", f.Name, coll.Name, name)
 		}
 	}
 	return nil
