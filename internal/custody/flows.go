@@ -68,18 +68,11 @@ type Page struct {
 	Sampled    int    // how many records of the page were kept as samples
 }
 
-func (s *Service) flowsConfigured() error {
-	if s.cfg.Flows.Set == nil || s.cfg.Flows.Keys == nil || s.cfg.Flows.Samples == nil {
-		return custos.Errorf(custos.CodeNotFound, "this deployment declares no flows")
-	}
-	return nil
-}
-
 // declared returns the flow named name, recording a refusal when there is
 // none: nothing that is not a declared flow leaves.
 func (s *Service) declared(ctx context.Context, e custos.AuditEntry, name string) (*flow.Flow, error) {
-	if err := s.flowsConfigured(); err != nil {
-		return nil, s.deny(ctx, e, err.(*custos.Error))
+	if s.cfg.Flows.Set == nil || s.cfg.Flows.Keys == nil || s.cfg.Flows.Samples == nil {
+		return nil, s.deny(ctx, e, custos.Errorf(custos.CodeNotFound, "this deployment declares no flows"))
 	}
 	f, ok := s.cfg.Flows.Set.Flow(name)
 	if !ok {
@@ -271,20 +264,26 @@ func (s *Service) Flows(ctx context.Context, r Request) ([]*flow.Flow, error) {
 
 // FlowSamples returns up to limit samples of the flow named name whose
 // audit index is after after, for a principal the policy allows
-// flow-read: what left, as it left.
-func (s *Service) FlowSamples(ctx context.Context, r Request, name string, after uint64, limit int) ([]flow.Sample, error) {
+// flow-read: what left, as it left. The read is an audit entry, durable
+// before the samples are returned; its index is returned with them.
+func (s *Service) FlowSamples(ctx context.Context, r Request, name string, after uint64, limit int) ([]flow.Sample, uint64, error) {
 	e := r.entry("flow-read")
 	f, err := s.declared(ctx, e, name)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	e.Detail = "flow " + f.Name
+	e.Collection, e.Detail = f.Collection, "flow "+f.Name+" samples"
 	if !s.cfg.Policy.AllowedOnFlow(r.Principal, custos.ActionFlowRead, flowResource(f), policy.Context{Purpose: r.Purpose}) {
-		return nil, s.deny(ctx, e, custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to read the flow"))
+		return nil, 0, s.deny(ctx, e, custos.Errorf(custos.CodeForbidden, "policy does not allow this principal to read the flow"))
 	}
 	out, err := s.cfg.Flows.Samples.List(ctx, f.Name, after, limit)
 	if err != nil {
-		return nil, internal("read samples", err)
+		return nil, 0, internal("read samples", err)
 	}
-	return slices.Clip(out), nil
+	e.Count = len(out)
+	idx, err := s.record(ctx, e)
+	if err != nil {
+		return nil, 0, err
+	}
+	return slices.Clip(out), idx, nil
 }

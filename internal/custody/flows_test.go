@@ -201,9 +201,9 @@ func TestSamplesForTheMonitor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.FlowSamples(ctx, monitor, "users-abroad", 0, 100)
-	if err != nil || len(got) != 4 {
-		t.Fatalf("samples: %d, %v", len(got), err)
+	got, idx, err := s.FlowSamples(ctx, monitor, "users-abroad", 0, 100)
+	if err != nil || len(got) != 4 || idx <= p.AuditIndex {
+		t.Fatalf("samples: %d at audit index %d, %v", len(got), idx, err)
 	}
 	want, _ := json.Marshal(p.Records[0])
 	if got[0].AuditIndex != p.AuditIndex || !bytes.Equal(got[0].Record, want) {
@@ -214,7 +214,7 @@ func TestSamplesForTheMonitor(t *testing.T) {
 			t.Errorf("a sample holds personal data in clear: %s", x.Record)
 		}
 	}
-	if _, err := s.FlowSamples(ctx, custody.Request{Principal: custos.Principal{ID: "x", Org: "partner", Loc: "US"}}, "users-abroad", 0, 10); custos.ErrorCode(err) != custos.CodeForbidden {
+	if _, _, err := s.FlowSamples(ctx, custody.Request{Principal: custos.Principal{ID: "x", Org: "partner", Loc: "US"}}, "users-abroad", 0, 10); custos.ErrorCode(err) != custos.CodeForbidden {
 		t.Errorf("samples for an org the flow does not name: %v", err)
 	}
 	flows, err := s.Flows(ctx, monitor)

@@ -100,10 +100,11 @@ func (s *server) flowSamples(w http.ResponseWriter, r *http.Request, req custody
 		s.problem(w, r, err)
 		return
 	}
-	samples, err := s.cfg.Custody.FlowSamples(r.Context(), req, r.PathValue("name"), after, int(min(limit, flow.MaxSamples)))
+	samples, idx, err := s.cfg.Custody.FlowSamples(r.Context(), req, r.PathValue("name"), after, int(min(limit, flow.MaxSamples)))
 	if err != nil {
 		s.problem(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"flow": r.PathValue("name"), "samples": append([]flow.Sample{}, samples...)})
+	setAuditIndex(w, idx)
+	writeJSON(w, http.StatusOK, map[string]any{"flow": r.PathValue("name"), "samples": append([]flow.Sample{}, samples...), "audit_index": idx})
 }
