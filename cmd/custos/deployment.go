@@ -139,7 +139,7 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	flows, err := openFlows(cfg, d.schema, d.keyring.TokenKey())
+	flows, err := openFlows(cfg, d.governance.InForce(governance.KindFlows), d.schema, d.keyring.TokenKey())
 	if err != nil {
 		return nil, err
 	}
@@ -196,19 +196,13 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	return d, nil
 }
 
-// openFlows loads the declared flows and checks them against the schema:
-// a protected field declared clear refuses to start. With no flows file,
-// no flow is declared.
-func openFlows(cfg *config.Config, sc *schema.Schema, root []byte) (custody.FlowsConfig, error) {
-	if cfg.Flows.File == "" {
-		return custody.FlowsConfig{}, nil
-	}
-	set, err := flow.Load(cfg.Path(cfg.Flows.File))
+// openFlows loads the signed flows and checks them against the schema: a
+// protected field declared clear refuses to start. With no flows file, no
+// flow is declared until a signed proposal declares some.
+func openFlows(cfg *config.Config, c governance.Content, sc *schema.Schema, root []byte) (custody.FlowsConfig, error) {
+	set, err := loadFlows(c, sc)
 	if err != nil {
-		return custody.FlowsConfig{}, err
-	}
-	if err := set.Check(sc); err != nil {
-		return custody.FlowsConfig{}, fmt.Errorf("%s: %w: refusing to start", cfg.Flows.File, err)
+		return custody.FlowsConfig{}, fmt.Errorf("%w: refusing to start", err)
 	}
 	keys, err := flow.NewKeys(root)
 	if err != nil {
@@ -219,6 +213,18 @@ func openFlows(cfg *config.Config, sc *schema.Schema, root []byte) (custody.Flow
 		return custody.FlowsConfig{}, err
 	}
 	return custody.FlowsConfig{Set: set, Keys: keys, Samples: samples}, nil
+}
+
+// loadFlows parses the flows of c and checks them against sc.
+func loadFlows(c governance.Content, sc *schema.Schema) (*flow.Set, error) {
+	set, err := flow.Parse(governance.FlowsFile, c[governance.FlowsFile])
+	if err != nil {
+		return nil, err
+	}
+	if err := set.Check(sc); err != nil {
+		return nil, fmt.Errorf("%s: %w", governance.FlowsFile, err)
+	}
+	return set, nil
 }
 
 // openLog opens the deployment's transparency log.
@@ -316,7 +322,7 @@ func openGovernance(ctx context.Context, cfg *config.Config, d *deployment, log 
 	}
 	b, err := governance.Open(governance.Config{
 		Dir: cfg.Path(g.Dir), Deployment: cfg.Name,
-		PolicyDir: cfg.Path(cfg.Policies), SchemaPath: cfg.Path(cfg.Schema),
+		PolicyDir: cfg.Path(cfg.Policies), SchemaPath: cfg.Path(cfg.Schema), FlowsPath: cfg.Path(cfg.Flows.File),
 		Signers: signers, Require: g.Require, Suspender: g.Suspender,
 		Algorithms: func() (governance.Algorithms, error) { return configuredReviewers(cfg) },
 		Check:      d.check,
@@ -347,6 +353,19 @@ func (d *deployment) check(k governance.Kind, c governance.Content) error {
 		return err
 	case governance.KindPolicy:
 		_, err := policy.Parse(c)
+		return err
+	case governance.KindFlows:
+		sc := d.schema
+		if d.custody != nil {
+			sc = d.custody.Schema()
+		}
+		if sc == nil {
+			// At the first start, before the schema is loaded: the
+			// flows are checked against it when they are loaded.
+			_, err := flow.Parse(governance.FlowsFile, c[governance.FlowsFile])
+			return err
+		}
+		_, err := loadFlows(c, sc)
 		return err
 	}
 	return nil // the signer set: checked by governance itself
@@ -379,6 +398,12 @@ func (d *deployment) install(k governance.Kind, c governance.Content) error {
 		if err := d.registry.SetReviewers(a.Reviewers, a.Approvals); err != nil {
 			return err
 		}
+	case governance.KindFlows:
+		set, err := loadFlows(c, d.custody.Schema())
+		if err != nil {
+			return err
+		}
+		d.custody.SetFlows(set)
 	}
 	d.slog.Info("signed rules put in force", "kind", string(k), "digest", governance.Digest(c))
 	return nil

@@ -85,8 +85,8 @@ type Store struct {
 // leave whole (see internal/flow). With no file, no flow is declared and
 // every export is refused.
 type Flows struct {
-	// File is the flows file, kept apart from this configuration so that
-	// its changes can be governed like the schema's.
+	// File is the flows file. Like the schema, it changes only by signed
+	// proposals (kind flows): an edit on disk is refused.
 	File string `yaml:"file,omitempty"`
 	// Samples is the directory where samples of exports are kept for the
 	// monitor. Default "flows/samples".
@@ -207,7 +207,7 @@ type Algorithms struct {
 func (a Algorithms) Enabled() bool { return len(a.Operators) > 0 || len(a.Reviewers) > 0 }
 
 // Governance configures the signed governance of the rules: a change to
-// the policies, the schema, the algorithm reviewer set or the signers is a
+// the policies, the schema, the flows, the algorithm reviewer set or the signers is a
 // proposal that takes effect only once it carries one signature by a key
 // of each role in Require. Suspensions of the operator are signed by a key
 // of the Suspender role. With no signers listed, no change can ever be

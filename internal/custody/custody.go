@@ -122,7 +122,9 @@ type Service struct {
 	// schema is the schema in force, replaced when a signed proposal
 	// changes it.
 	schema atomic.Pointer[schema.Schema]
-	// flowLimiter holds each flow to its declared rate.
+	// flows are the declared flows in force, replaced when a signed
+	// proposal changes them; flowLimiter holds each to its rate.
+	flows       atomic.Pointer[flow.Set]
 	flowLimiter *flow.Limiter
 }
 
@@ -152,6 +154,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, grants: newGrants(), flowLimiter: flow.NewLimiter()}
 	s.schema.Store(cfg.Schema)
+	s.flows.Store(cfg.Flows.Set)
 	return s, nil
 }
 

@@ -31,7 +31,8 @@ type Samples interface {
 var _ Samples = (*flow.FileSamples)(nil)
 
 // FlowsConfig is what exports need: the declared flows, the keys of their
-// cursors and sampling, and the store of samples.
+// cursors and sampling, and the store of samples. Set is the flows in
+// force at start; SetFlows replaces them.
 type FlowsConfig struct {
 	Set     *flow.Set
 	Keys    *flow.Keys
@@ -71,10 +72,11 @@ type Page struct {
 // declared returns the flow named name, recording a refusal when there is
 // none: nothing that is not a declared flow leaves.
 func (s *Service) declared(ctx context.Context, e custos.AuditEntry, name string) (*flow.Flow, error) {
-	if s.cfg.Flows.Set == nil || s.cfg.Flows.Keys == nil || s.cfg.Flows.Samples == nil {
+	set := s.flows.Load()
+	if set == nil || s.cfg.Flows.Keys == nil || s.cfg.Flows.Samples == nil {
 		return nil, s.deny(ctx, e, custos.Errorf(custos.CodeNotFound, "this deployment declares no flows"))
 	}
-	f, ok := s.cfg.Flows.Set.Flow(name)
+	f, ok := set.Flow(name)
 	if !ok {
 		return nil, s.deny(ctx, e, custos.Errorf(custos.CodeNotFound, "no flow of that name is declared"))
 	}
@@ -242,19 +244,21 @@ func (s *Service) exportRecord(ctx context.Context, r Request, f *flow.Flow, col
 // CheckFlows checks the declared flows against sc, such as a proposed
 // schema: nil when there are none.
 func (s *Service) CheckFlows(sc *schema.Schema) error {
-	if s.cfg.Flows.Set == nil {
-		return nil
+	if set := s.flows.Load(); set != nil {
+		return set.Check(sc)
 	}
-	return s.cfg.Flows.Set.Check(sc)
+	return nil
 }
+
+// SetFlows puts set in force for the exports that start from now on, as
+// when a signed proposal changes the flows. The caller has checked it
+// against the schema in force.
+func (s *Service) SetFlows(set *flow.Set) { s.flows.Store(set) }
 
 // Flows returns the declared flows the principal may read.
 func (s *Service) Flows(ctx context.Context, r Request) ([]*flow.Flow, error) {
-	if s.cfg.Flows.Set == nil {
-		return nil, nil
-	}
 	var out []*flow.Flow
-	for _, f := range s.cfg.Flows.Set.All() {
+	for _, f := range s.flows.Load().All() {
 		if s.cfg.Policy.AllowedOnFlow(r.Principal, custos.ActionFlowRead, flowResource(f), policy.Context{Purpose: r.Purpose}) {
 			out = append(out, f)
 		}
