@@ -305,3 +305,37 @@ func TestExportRefusedWhenSchemaChanged(t *testing.T) {
 		t.Fatalf("export under the changed schema: %d records, %v", len(p.Records), err)
 	}
 }
+
+// TestConcurrentExports runs exports of one flow at once (run it with
+// -race): each gets every record once, and every sample is kept.
+func TestConcurrentExports(t *testing.T) {
+	f := newFixture(t)
+	addUsers(t, f, 6)
+	s, samples := f.withFlows(t, flow.MaxRate, 1)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			cursor, n := "", 0
+			for {
+				p, err := s.Export(ctx, recipient, "users-abroad", cursor, 2)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n += len(p.Records)
+				if p.End {
+					break
+				}
+				cursor = p.Cursor
+			}
+			if n != 6 {
+				t.Errorf("an export got %d records, want 6", n)
+			}
+		})
+	}
+	wg.Wait()
+	if got, _ := samples.List(ctx, "users-abroad", 0, 0); len(got) != 24 {
+		t.Errorf("%d samples kept, want 24", len(got))
+	}
+}
