@@ -8,7 +8,8 @@ import (
 
 // Limiter is a token bucket per flow: a flow of rate r releases at most r
 // records per second, in bursts of at most one second's worth (at least
-// one record). It is safe for concurrent use.
+// one record). It is safe for concurrent use. It holds the rate within one
+// process: several processes serving one deployment each allow the rate.
 type Limiter struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
