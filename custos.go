@@ -124,6 +124,11 @@ const (
 	ActionGovRead        Action = "gov-read"
 	ActionSuspend        Action = "suspend"
 	ActionSuspensionRead Action = "suspension-read"
+	// The actions on declared outbound flows: the recipient exports a
+	// flow's records in the declared shape; the parties read the
+	// declarations and the samples kept for the monitor.
+	ActionFlowExport Action = "flow-export"
+	ActionFlowRead   Action = "flow-read"
 )
 
 // ReadActions are the read actions in the order of the forms they release,

@@ -26,7 +26,10 @@ const (
 	CodeInvalidSignature = "invalid_signature"
 	// CodeSuspended refuses every request of an operator principal the
 	// monitor has suspended.
-	CodeSuspended        = "suspended"
+	CodeSuspended = "suspended"
+	// CodeRateLimited refuses an export beyond its flow's declared rate;
+	// the answer says when to retry.
+	CodeRateLimited      = "rate_limited"
 	CodeUnavailable      = "unavailable"       // a dependency cannot do its part; retry later
 	CodeAuditUnavailable = "audit_unavailable" // the audit log cannot record; nothing was released
 	CodeInternal         = "internal"          // anything unexpected; the cause is logged, not shown

@@ -77,7 +77,9 @@ func (f apiFlags) api() (*api, error) {
 // do sends a request and decodes a 2xx answer into out; any other answer
 // is an error naming the server's code and detail, with a hint.
 func (a *api) do(ctx context.Context, method, path string, body []byte, out any) error {
+	path, query, _ := strings.Cut(path, "?")
 	u := a.server.JoinPath(path)
+	u.RawQuery = query
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/custos/custos/internal/auditlog"
 	"github.com/custos/custos/internal/config"
 	"github.com/custos/custos/internal/custody"
+	"github.com/custos/custos/internal/flow"
 	"github.com/custos/custos/internal/governance"
 	"github.com/custos/custos/internal/identity"
 	"github.com/custos/custos/internal/keys"
@@ -138,6 +139,10 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	flows, err := openFlows(cfg, d.governance.InForce(governance.KindFlows), d.schema, d.keyring.TokenKey())
+	if err != nil {
+		return nil, err
+	}
 	if d.registry, err = openRegistry(cfg, d.governance); err != nil {
 		return nil, err
 	}
@@ -180,6 +185,7 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		},
 		MaxModel:   cfg.Algorithms.ModelMiB << 20,
 		Governance: d.governance,
+		Flows:      flows,
 	})
 	if err != nil {
 		return nil, err
@@ -188,6 +194,37 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		return nil, fmt.Errorf("couldn't record policy load: %w", err)
 	}
 	return d, nil
+}
+
+// openFlows loads the signed flows and checks them against the schema: a
+// protected field declared clear refuses to start. With no flows file, no
+// flow is declared until a signed proposal declares some.
+func openFlows(cfg *config.Config, c governance.Content, sc *schema.Schema, root []byte) (custody.FlowsConfig, error) {
+	set, err := loadFlows(c, sc)
+	if err != nil {
+		return custody.FlowsConfig{}, fmt.Errorf("%w: refusing to start", err)
+	}
+	keys, err := flow.NewKeys(root)
+	if err != nil {
+		return custody.FlowsConfig{}, err
+	}
+	samples, err := flow.NewFileSamples(cfg.Path(cfg.Flows.Samples))
+	if err != nil {
+		return custody.FlowsConfig{}, err
+	}
+	return custody.FlowsConfig{Set: set, Keys: keys, Samples: samples}, nil
+}
+
+// loadFlows parses the flows of c and checks them against sc.
+func loadFlows(c governance.Content, sc *schema.Schema) (*flow.Set, error) {
+	set, err := flow.Parse(governance.FlowsFile, c[governance.FlowsFile])
+	if err != nil {
+		return nil, err
+	}
+	if err := set.Check(sc); err != nil {
+		return nil, fmt.Errorf("%s: %w", governance.FlowsFile, err)
+	}
+	return set, nil
 }
 
 // openLog opens the deployment's transparency log.
@@ -285,7 +322,7 @@ func openGovernance(ctx context.Context, cfg *config.Config, d *deployment, log 
 	}
 	b, err := governance.Open(governance.Config{
 		Dir: cfg.Path(g.Dir), Deployment: cfg.Name,
-		PolicyDir: cfg.Path(cfg.Policies), SchemaPath: cfg.Path(cfg.Schema),
+		PolicyDir: cfg.Path(cfg.Policies), SchemaPath: cfg.Path(cfg.Schema), FlowsPath: cfg.Path(cfg.Flows.File),
 		Signers: signers, Require: g.Require, Suspender: g.Suspender,
 		Algorithms: func() (governance.Algorithms, error) { return configuredReviewers(cfg) },
 		Check:      d.check,
@@ -301,8 +338,13 @@ func openGovernance(ctx context.Context, cfg *config.Config, d *deployment, log 
 func (d *deployment) check(k governance.Kind, c governance.Content) error {
 	switch k {
 	case governance.KindSchema:
-		_, err := loadSchema(c)
-		return err
+		sc, err := loadSchema(c)
+		if err != nil || d.custody == nil {
+			return err
+		}
+		// A schema under which a declared flow would release a protected
+		// field in clear, or name a field no longer there, is refused.
+		return d.custody.CheckFlows(sc)
 	case governance.KindAlgorithms:
 		a, err := governance.ParseAlgorithms(c[governance.AlgorithmsFile])
 		if err == nil && d.registry != nil {
@@ -311,6 +353,19 @@ func (d *deployment) check(k governance.Kind, c governance.Content) error {
 		return err
 	case governance.KindPolicy:
 		_, err := policy.Parse(c)
+		return err
+	case governance.KindFlows:
+		sc := d.schema
+		if d.custody != nil {
+			sc = d.custody.Schema()
+		}
+		if sc == nil {
+			// At the first start, before the schema is loaded: the
+			// flows are checked against it when they are loaded.
+			_, err := flow.Parse(governance.FlowsFile, c[governance.FlowsFile])
+			return err
+		}
+		_, err := loadFlows(c, sc)
 		return err
 	}
 	return nil // the signer set: checked by governance itself
@@ -343,6 +398,12 @@ func (d *deployment) install(k governance.Kind, c governance.Content) error {
 		if err := d.registry.SetReviewers(a.Reviewers, a.Approvals); err != nil {
 			return err
 		}
+	case governance.KindFlows:
+		set, err := loadFlows(c, d.custody.Schema())
+		if err != nil {
+			return err
+		}
+		d.custody.SetFlows(set)
 	}
 	d.slog.Info("signed rules put in force", "kind", string(k), "digest", governance.Digest(c))
 	return nil

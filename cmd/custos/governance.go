@@ -24,7 +24,7 @@ import (
 // signatures, and the monitor's suspension of the operator.
 
 const (
-	proposeUse = "custos propose --server URL --token TOKEN|--token-file FILE --kind policy --dir NEWDIR | --kind schema|algorithms|signers --file NEWFILE"
+	proposeUse = "custos propose --server URL --token TOKEN|--token-file FILE --kind policy --dir NEWDIR | --kind schema|algorithms|signers|flows --file NEWFILE"
 	signUse    = "custos approve --server URL --token TOKEN|--token-file FILE --key FILE --proposal ID"
 	suspendUse = "custos suspend --server URL --token TOKEN|--token-file FILE --key FILE [--principal ID ...] --reason TEXT"
 	liftUse    = "custos lift --server URL --token TOKEN|--token-file FILE --key FILE [--principal ID ...] --reason TEXT"
@@ -48,8 +48,8 @@ type proposalReply struct {
 func (e *env) propose(ctx context.Context, args []string) error {
 	fs := e.flags("propose", proposeUse+"\n\nExample:\n    custos propose --server http://127.0.0.1:8080 --token $CUSTODIAN --kind policy --dir ./new-policies")
 	af := newAPIFlags(fs)
-	kind := fs.String("kind", "", "what the proposal changes: policy or schema")
-	file := fs.String("file", "", "the new schema file (--kind schema), or a YAML file listing the reviewers' .vkey files and the approvals a bundle needs (--kind algorithms: \"reviewers: [alice.vkey, bob.vkey]\" and \"approvals: 2\"), or one listing the governance signers' .vkey files by role (--kind signers: \"signers: {custodian: [a.vkey], monitor: [m.vkey]}\", \"require: [custodian, monitor]\", \"suspender: monitor\")")
+	kind := fs.String("kind", "", "what the proposal changes: policy, schema, algorithms, signers or flows")
+	file := fs.String("file", "", "the new schema file (--kind schema), the new flows file (--kind flows), or a YAML file listing the reviewers' .vkey files and the approvals a bundle needs (--kind algorithms: \"reviewers: [alice.vkey, bob.vkey]\" and \"approvals: 2\"), or one listing the governance signers' .vkey files by role (--kind signers: \"signers: {custodian: [a.vkey], monitor: [m.vkey]}\", \"require: [custodian, monitor]\", \"suspender: monitor\")")
 	dir := fs.String("dir", "", "the directory of the whole new policy set, its *.cedar files (--kind policy)")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -111,6 +111,14 @@ func readContent(k governance.Kind, file, dir string) (governance.Content, error
 			return nil, fmt.Errorf("couldn't read the schema: %w", err)
 		}
 		c[governance.SchemaFile] = data
+		return c, nil
+	}
+	if k == governance.KindFlows {
+		data, err := safefile.ReadCapped(file, governance.MaxContent)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't read the flows: %w", err)
+		}
+		c[governance.FlowsFile] = data
 		return c, nil
 	}
 	des, err := os.ReadDir(dir)

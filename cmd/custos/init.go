@@ -53,6 +53,7 @@ func (e *env) init(args []string) error {
     custos.yaml      configuration
     keyring.json     keys (mode 0600): back it up apart from the data
     schema.yaml      collections, fields and data classes
+    flows.yaml       the declared outbound flows
     policies/        Cedar policies; policy_tests.yaml checks them
     issuer.key/.pub  development token issuer
     custodian.vkey   verifier key of the custodian's signed receipts
@@ -82,7 +83,7 @@ func initDeployment(dir string, p starter.Params) error {
 	if err != nil {
 		return err
 	}
-	files := map[string][]byte{"schema.yaml": starter.Schema(), "policy_tests.yaml": starter.PolicyTests()}
+	files := map[string][]byte{"schema.yaml": starter.Schema(), "flows.yaml": starter.Flows(), "policy_tests.yaml": starter.PolicyTests()}
 	for name, data := range starter.Policies() {
 		files[filepath.Join("policies", name)] = data
 	}

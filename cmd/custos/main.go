@@ -42,11 +42,14 @@ Usage:
     custos algo recommend --server URL --token TOKEN --name NAME --subject ID [--k N]
     custos algo replay --server URL --token TOKEN --index N
     custos governance keygen --name NAME --dir DIR
-    custos propose --server URL --token TOKEN --kind policy --dir NEWDIR | --kind schema|algorithms|signers --file NEWFILE
+    custos propose --server URL --token TOKEN --kind policy --dir NEWDIR | --kind schema|algorithms|signers|flows --file NEWFILE
     custos approve --server URL --token TOKEN --key FILE --proposal ID
     custos proposals --server URL --token TOKEN
     custos suspend --server URL --token TOKEN --key FILE [--principal ID ...] --reason TEXT
     custos lift --server URL --token TOKEN --key FILE [--principal ID ...] --reason TEXT
+    custos flow list --server URL --token TOKEN
+    custos flow export --server URL --token TOKEN --name NAME [--cursor-file FILE] [--limit N] [--out FILE]
+    custos flow samples --server URL --token TOKEN --name NAME [--after INDEX]
 
 Example:
     $ custos init ./us && custos serve --config ./us/custos.yaml --listen 127.0.0.1:8080
@@ -110,6 +113,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = e.suspend(ctx, rest)
 	case "lift":
 		err = e.lift(ctx, rest)
+	case "flow":
+		err = e.flow(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

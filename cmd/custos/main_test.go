@@ -321,7 +321,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"policy", "test", "--config", "c.yaml"}, 2, "", "Usage: custos policy test"},
 		{[]string{"governance"}, 2, "", "Usage: custos governance keygen"},
 		{[]string{"propose", "--server", "http://x", "--token", "t", "--kind", "policy", "--file", "f"}, 2, "", "Usage: custos propose"},
-		{[]string{"propose", "--server", "http://x", "--token", "t", "--kind", "flows", "--file", "f"}, 2, "", "Usage: custos propose"},
+		{[]string{"propose", "--server", "http://x", "--token", "t", "--kind", "storage", "--file", "f"}, 2, "", "Usage: custos propose"},
 		{[]string{"approve", "--proposal", "0123456789abcdef"}, 2, "", "Usage: custos approve"},
 		{[]string{"suspend", "--server", "http://x", "--token", "t", "--key", "k"}, 2, "", "Usage: custos suspend"},
 		{[]string{"lift"}, 2, "", "Usage: custos lift"},

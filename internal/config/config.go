@@ -46,6 +46,8 @@ type Config struct {
 	Schema string `yaml:"schema"`
 	// Policies is the directory of Cedar policy files (*.cedar).
 	Policies string `yaml:"policies"`
+	// Flows are the declared outbound flows.
+	Flows Flows `yaml:"flows,omitempty"`
 	// Audit is the transparency log every decision is recorded on,
 	// durably, before the data it covers is released.
 	Audit    AuditLog `yaml:"audit"`
@@ -77,6 +79,18 @@ type Store struct {
 	// Location is the label of where this store keeps its data, such as
 	// "us-east-1". It must be one of PermittedLocations.
 	Location string `yaml:"location"`
+}
+
+// Flows configures the declared outbound flows: the only ways records
+// leave whole (see internal/flow). With no file, no flow is declared and
+// every export is refused.
+type Flows struct {
+	// File is the flows file. Like the schema, it changes only by signed
+	// proposals (kind flows): an edit on disk is refused.
+	File string `yaml:"file,omitempty"`
+	// Samples is the directory where samples of exports are kept for the
+	// monitor. Default "flows/samples".
+	Samples string `yaml:"samples,omitempty"`
 }
 
 // Identity says whose tokens are accepted.
@@ -193,7 +207,7 @@ type Algorithms struct {
 func (a Algorithms) Enabled() bool { return len(a.Operators) > 0 || len(a.Reviewers) > 0 }
 
 // Governance configures the signed governance of the rules: a change to
-// the policies, the schema, the algorithm reviewer set or the signers is a
+// the policies, the schema, the flows, the algorithm reviewer set or the signers is a
 // proposal that takes effect only once it carries one signature by a key
 // of each role in Require. Suspensions of the operator are signed by a key
 // of the Suspender role. With no signers listed, no change can ever be
@@ -299,6 +313,9 @@ func (c *Config) defaults() {
 	}
 	if c.Audit.Dir == "" {
 		c.Audit.Dir = "log"
+	}
+	if c.Flows.Samples == "" {
+		c.Flows.Samples = "flows/samples"
 	}
 	if c.Audit.Key == "" {
 		c.Audit.Key = "log.key"

@@ -20,6 +20,13 @@
 //     operator the monitor suspended gets nothing: CheckSuspended refuses
 //     it and records the refusal; the gateway calls it for every request
 //     before any other work.
+//   - Flows: records leave whole only through a declared flow (Export), to
+//     a principal of its recipient org the policy allows, in exactly the
+//     declared shape (protected fields never in clear, the record id as a
+//     token of the recipient's audience), at most at the declared rate. A
+//     page's audit entry (flow, count, first and last record pseudonyms,
+//     forms) and its samples for the monitor are durable before the page
+//     is returned; samples hold exactly what left.
 //   - Errors returned are *custos.Error with a stable code and a detail free
 //     of personal data, or an internal error whose cause is for the log only.
 //
@@ -38,6 +45,7 @@ import (
 	"time"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/flow"
 	"github.com/custos/custos/internal/governance"
 	"github.com/custos/custos/internal/policy"
 	"github.com/custos/custos/internal/registry"
@@ -94,6 +102,9 @@ type Config struct {
 	// Governance holds the signed rules, the proposals to change them and
 	// the suspension of the operator; nil when the deployment keeps none.
 	Governance *governance.Board
+	// Flows are the declared outbound flows; zero when the deployment
+	// declares none, and every export is refused.
+	Flows FlowsConfig
 }
 
 // Defaults of Config.
@@ -111,6 +122,10 @@ type Service struct {
 	// schema is the schema in force, replaced when a signed proposal
 	// changes it.
 	schema atomic.Pointer[schema.Schema]
+	// flows are the declared flows in force, replaced when a signed
+	// proposal changes them; flowLimiter holds each to its rate.
+	flows       atomic.Pointer[flow.Set]
+	flowLimiter *flow.Limiter
 }
 
 // New checks cfg and returns a Service.
@@ -137,8 +152,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Algorithms == nil && cfg.Registry != nil {
 		cfg.Algorithms = registryAlgorithms{cfg.Registry}
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, grants: newGrants()}
+	s := &Service{cfg: cfg, log: cfg.Logger, grants: newGrants(), flowLimiter: flow.NewLimiter()}
 	s.schema.Store(cfg.Schema)
+	s.flows.Store(cfg.Flows.Set)
 	return s, nil
 }
 

@@ -179,6 +179,9 @@ func New(cfg Config) *Gateway {
 	s.route(mux, "/v1/proposals/{id}", methods{"GET": s.auth(s.getProposal)})
 	s.route(mux, "/v1/proposals/{id}/signatures", methods{"POST": s.auth(s.signProposal)})
 	s.route(mux, suspensionPath, methods{"GET": s.auth(s.suspension), "POST": s.auth(s.suspend)})
+	s.route(mux, "/v1/flows", methods{"GET": s.auth(s.listFlows)})
+	s.route(mux, "/v1/flows/{name}/export", methods{"GET": s.auth(s.export)})
+	s.route(mux, "/v1/flows/{name}/samples", methods{"GET": s.auth(s.flowSamples)})
 	if cfg.Log != nil {
 		tiles := http.StripPrefix("/log", cfg.Log.Handler()).ServeHTTP
 		s.route(mux, "/log/checkpoint", methods{"GET": tiles, "HEAD": tiles})

@@ -116,6 +116,8 @@ type options struct {
 	maxBody     int64
 	maxInFlight int
 	ready       func(context.Context) error
+	// flows, if set, is a flows file the service declares.
+	flows string
 }
 
 func newEnv(t testing.TB, o options) *env {
@@ -127,6 +129,9 @@ func newEnv(t testing.TB, o options) *env {
 	}})
 	e.ce = ce
 	svc := ce.Service
+	if o.flows != "" {
+		svc = ce.With(t, func(c *custody.Config) { c.Flows = testFlows(t, ce, o.flows) })
+	}
 	var err error
 	if e.issuerKey, err = identity.GenerateKey(); err != nil {
 		t.Fatal(err)

@@ -32,6 +32,7 @@ var statuses = map[string]int{
 	custos.CodeApproval:          http.StatusForbidden,
 	custos.CodeInvalidSignature:  http.StatusUnprocessableEntity,
 	custos.CodeSuspended:         http.StatusForbidden,
+	custos.CodeRateLimited:       http.StatusTooManyRequests,
 	custos.CodeUnavailable:       http.StatusServiceUnavailable,
 	custos.CodeAuditUnavailable:  http.StatusServiceUnavailable,
 	custos.CodeInternal:          http.StatusInternalServerError,

@@ -1,6 +1,7 @@
 // Package governance keeps the rules a custos deployment runs under — its
-// Cedar policies, its schema, the reviewer set of its algorithm registry
-// and the set of governance signers itself — and the monitor's suspension
+// Cedar policies, its schema, its declared outbound flows, the reviewer set
+// of its algorithm registry and the set of governance signers itself — and
+// the monitor's suspension
 // of the operator, and changes them only with the signatures the signed
 // signer set requires.
 //
@@ -24,7 +25,8 @@
 // a directory without a signed state takes the files as they are (as
 // custos init wrote them) as the first signed state, and the first
 // non-empty reviewer and signer sets configured likewise, and says so in
-// the events it records.
+// the events it records; so does a kind a newer custos governs (flows) on
+// a signed state an older one wrote, which has no content of that kind.
 //
 // Every step — proposal, signature, application, refusal, suspension,
 // lift, and the digest of the rules in force at start and at each
@@ -116,6 +118,9 @@ type Config struct {
 	// PolicyDir and SchemaPath are the files the server loads: the policy
 	// directory (its *.cedar files) and the schema file.
 	PolicyDir, SchemaPath string
+	// FlowsPath is the flows file the server loads; "" when the
+	// configuration names none, which stands for an empty file.
+	FlowsPath string
 	// Algorithms is the reviewer set as the configuration file lists it,
 	// which stands for the files on disk of KindAlgorithms; none when nil.
 	// The signed set is the one in force: the configuration's is compared
@@ -236,6 +241,10 @@ func Open(cfg Config, rec Record) (*Board, error) {
 	if err := json.Unmarshal(raw, &b.inForce); err != nil {
 		return nil, fmt.Errorf("malformed %s: %w", inForceFile, err)
 	}
+	added, err := b.addedKinds()
+	if err != nil {
+		return nil, err
+	}
 	for _, k := range Kinds {
 		s := b.inForce[k]
 		if s == nil || Digest(s.content()) != s.Digest {
@@ -247,6 +256,7 @@ func Open(cfg Config, rec Record) (*Board, error) {
 	if err != nil {
 		return nil, err
 	}
+	events = append(added, events...)
 	events = append(events, b.compare()...)
 	events = append(events, b.rulesEvent("at start"))
 	if err := rec(events); err != nil {
@@ -285,6 +295,33 @@ func (b *Board) useSigners() error {
 	}
 	b.signers, b.roles, b.verifiers, b.suspenders = s, roles, note.VerifierList(all...), note.VerifierList(sus...)
 	return nil
+}
+
+// addedKinds takes the files on disk of each kind the signed state does
+// not name, as at the first start: kinds a newer custos governs (flows)
+// in a deployment whose signed state an older one wrote. Only a kind with
+// no signed content at all is taken; one whose content is damaged is not.
+func (b *Board) addedKinds() ([]Event, error) {
+	var events []Event
+	for _, k := range Kinds {
+		if _, ok := b.inForce[k]; ok {
+			continue
+		}
+		c, err := b.disk(k)
+		if err == nil {
+			err = k.Check(c)
+		}
+		if err == nil && b.cfg.Check != nil {
+			err = b.cfg.Check(k, c)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("couldn't take the %s on disk as the first signed ones: %w", k, err)
+		}
+		b.inForce[k] = newSigned(c, "", b.cfg.Now().UTC())
+		events = append(events, Event{Action: ActionInit, Kind: k, Proposed: b.inForce[k].Digest,
+			Detail: "trust on first use: a kind governed since an upgrade; the files on disk become the signed " + string(k)})
+	}
+	return events, nil
 }
 
 // firstUse takes the reviewer set and the signer set the configuration
@@ -357,6 +394,15 @@ func (b *Board) disk(k Kind) (Content, error) {
 			return nil, err
 		}
 		c[SchemaFile] = data
+	case KindFlows:
+		c[FlowsFile] = nil
+		if b.cfg.FlowsPath != "" {
+			data, err := safefile.ReadCapped(b.cfg.FlowsPath, MaxContent)
+			if err != nil {
+				return nil, err
+			}
+			c[FlowsFile] = data
+		}
 	case KindPolicy:
 		des, err := os.ReadDir(b.cfg.PolicyDir)
 		if err != nil {
@@ -788,6 +834,11 @@ func (b *Board) writeFiles(k Kind, c Content) error {
 		return nil
 	case KindSchema:
 		return safefile.Replace(b.cfg.SchemaPath, c[SchemaFile], 0o644)
+	case KindFlows:
+		if b.cfg.FlowsPath == "" {
+			return nil
+		}
+		return safefile.Replace(b.cfg.FlowsPath, c[FlowsFile], 0o644)
 	}
 	for n, d := range c {
 		if err := safefile.Replace(filepath.Join(b.cfg.PolicyDir, n), d, 0o644); err != nil {

@@ -2,6 +2,7 @@ package governance
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -109,7 +110,7 @@ func code(err error) string {
 func TestProposalNeedsEveryRole(t *testing.T) {
 	e := newEnv(t)
 	b := e.open(t)
-	if got := strings.Join(e.actions(), ","); got != "gov-init,gov-init,gov-init,gov-init,rules-in-force" {
+	if got := strings.Join(e.actions(), ","); got != strings.Repeat("gov-init,", len(Kinds))+"rules-in-force" {
 		t.Fatalf("first start recorded %s", got)
 	}
 	start, _ := b.Rules()
@@ -328,7 +329,7 @@ func TestSuspension(t *testing.T) {
 	if _, err := b.State(liftMsg, e.rec); code(err) != custos.CodeConflict {
 		t.Fatalf("a replayed lift: %v", err)
 	}
-	if got := strings.Join(e.actions()[5:], ","); got != "suspend,lift,suspend" {
+	if got := strings.Join(e.actions()[len(Kinds)+1:], ","); got != "suspend,lift,suspend" {
 		t.Fatalf("recorded %s", got)
 	}
 	// The state survives a restart.
@@ -582,5 +583,45 @@ func TestTamperedProposal(t *testing.T) {
 	os.WriteFile(path, []byte(strings.Replace(string(raw), "forbid (principal", "permit (principal", 1)), 0o600)
 	if _, err := Open(e.cfg, e.rec); err == nil {
 		t.Fatal("Open loaded a tampered proposal")
+	}
+}
+
+// TestKindAddedByUpgrade opens a signed state written before custos
+// governed flows: the flows file on disk becomes the signed one, as at a
+// first start, and the other kinds stay as signed.
+func TestKindAddedByUpgrade(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.FlowsPath = filepath.Join(e.dir, "flows.yaml")
+	os.WriteFile(e.cfg.FlowsPath, []byte("flows: []\n"), 0o644)
+	e.open(t)
+	path := filepath.Join(e.cfg.Dir, inForceFile)
+	var state map[string]json.RawMessage
+	data, _ := os.ReadFile(path)
+	if err := json.Unmarshal(data, &state); err != nil {
+		t.Fatal(err)
+	}
+	delete(state, string(KindFlows))
+	data, _ = json.Marshal(state)
+	os.WriteFile(path, data, 0o600)
+	e.events = nil
+	b := e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "gov-init,rules-in-force" || e.events[0].Kind != KindFlows {
+		t.Fatalf("opening an older signed state recorded %s", got)
+	}
+	if got := string(b.InForce(KindFlows)[FlowsFile]); got != "flows: []\n" {
+		t.Errorf("signed flows %q", got)
+	}
+	// Taken once: the next start finds it signed.
+	e.events = nil
+	e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "rules-in-force" {
+		t.Errorf("the next start recorded %s", got)
+	}
+	// A flows file edited on disk is refused like any other.
+	os.WriteFile(e.cfg.FlowsPath, []byte("flows: []\n# edited\n"), 0o644)
+	e.events = nil
+	e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "gov-unsigned,rules-in-force" {
+		t.Errorf("an edited flows file recorded %s", got)
 	}
 }

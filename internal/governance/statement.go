@@ -33,10 +33,13 @@ const (
 	// role, the roles a proposal needs and the role that signs
 	// suspensions: one file, SignersFile (see Signers).
 	KindSigners Kind = "signers"
+	// KindFlows is the declared outbound flows: one file, FlowsFile (see
+	// internal/flow), empty when the deployment declares none.
+	KindFlows Kind = "flows"
 )
 
 // Kinds lists the kinds, in the order the rules in force name them.
-var Kinds = []Kind{KindPolicy, KindSchema, KindAlgorithms, KindSigners}
+var Kinds = []Kind{KindPolicy, KindSchema, KindAlgorithms, KindSigners, KindFlows}
 
 // Content is the content of one kind of rules: files by base name. A
 // schema has one file, SchemaFile.
@@ -48,6 +51,7 @@ const (
 	SchemaFile     = "schema.yaml"
 	AlgorithmsFile = "algorithms.json"
 	SignersFile    = "signers.json"
+	FlowsFile      = "flows.yaml"
 )
 
 // Bounds of what a proposal or statement holds.
@@ -71,7 +75,7 @@ var (
 // bounds. Whether the files parse is the caller's to check.
 func (k Kind) Check(c Content) error {
 	if !slices.Contains(Kinds, k) {
-		return fmt.Errorf("unknown kind %q: want policy, schema, algorithms or signers", k)
+		return fmt.Errorf("unknown kind %q: want policy, schema, algorithms, signers or flows", k)
 	}
 	if len(c) == 0 || len(c) > maxFiles {
 		return fmt.Errorf("a %s proposal holds between 1 and %d files", k, maxFiles)
@@ -87,6 +91,8 @@ func (k Kind) Check(c Content) error {
 			return fmt.Errorf("an algorithms proposal holds one file, %s", AlgorithmsFile)
 		case k == KindSigners && name != SignersFile:
 			return fmt.Errorf("a signers proposal holds one file, %s", SignersFile)
+		case k == KindFlows && name != FlowsFile:
+			return fmt.Errorf("a flows proposal holds one file, %s", FlowsFile)
 		case !utf8.Valid(data):
 			return fmt.Errorf("%s is not UTF-8 text", name)
 		}

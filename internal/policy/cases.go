@@ -35,9 +35,11 @@ type Case struct {
 	Subject CaseSubject `yaml:"subject,omitempty"` // for register and erase
 	// Algorithm names the algorithm of train, recommend and replay, or the
 	// algorithm bundles of the algo-* actions.
-	Algorithm string      `yaml:"algorithm,omitempty"`
-	Purpose   string      `yaml:"purpose,omitempty"`
-	Context   CaseContext `yaml:"context,omitempty"`
+	Algorithm string `yaml:"algorithm,omitempty"`
+	// Flow is the declared flow of flow-export and flow-read.
+	Flow    CaseFlow    `yaml:"flow,omitempty"`
+	Purpose string      `yaml:"purpose,omitempty"`
+	Context CaseContext `yaml:"context,omitempty"`
 	// Want is clear, token, masked or withheld for a read; allow or deny
 	// for any other action.
 	Want string `yaml:"want"`
@@ -56,6 +58,14 @@ type CasePrincipal struct {
 type CaseSubject struct {
 	ID        string `yaml:"id,omitempty"`
 	Residency string `yaml:"residency,omitempty"`
+}
+
+// CaseFlow is the flow of a flow-export or flow-read Case.
+type CaseFlow struct {
+	Name         string `yaml:"name,omitempty"`
+	Recipient    string `yaml:"recipient,omitempty"`
+	Jurisdiction string `yaml:"jurisdiction,omitempty"`
+	Collection   string `yaml:"collection,omitempty"`
 }
 
 // CaseContext is the context of a Case beyond its purpose.
@@ -180,7 +190,7 @@ func (c *Case) check() error {
 		if !slices.Contains([]custos.Form{custos.FormClear, custos.FormToken, custos.FormMasked, custos.FormWithheld}, custos.Form(c.Want)) {
 			return fmt.Errorf("%q: a read wants clear, token, masked or withheld, not %q", c.Name, c.Want)
 		}
-	case slices.Contains(slices.Concat(fieldActions, subjectActions, algorithmActions, governanceActions), custos.Action(c.Action)):
+	case slices.Contains(slices.Concat(fieldActions, subjectActions, algorithmActions, governanceActions, flowActions), custos.Action(c.Action)):
 		if c.Want != outcomeAllow && c.Want != outcomeDeny {
 			return fmt.Errorf("%q: action %s wants allow or deny, not %q", c.Name, c.Action, c.Want)
 		}
@@ -196,6 +206,12 @@ func (c *Case) check() error {
 	if slices.Contains(governanceActions, custos.Action(c.Action)) {
 		if c.Algorithm != "" || c.Field != "" || c.Subject != (CaseSubject{}) {
 			return fmt.Errorf("%q: action %s needs no algorithm, field or subject", c.Name, c.Action)
+		}
+		return nil
+	}
+	if slices.Contains(flowActions, custos.Action(c.Action)) {
+		if c.Flow.Name == "" || c.Flow.Recipient == "" || c.Field != "" || c.Subject != (CaseSubject{}) {
+			return fmt.Errorf("%q: action %s needs a flow with a name and a recipient, and no field or subject", c.Name, c.Action)
 		}
 		return nil
 	}
@@ -266,6 +282,10 @@ func run(e *Engine, c *Case, field func(collection, name string) (Field, bool)) 
 	p, ctx, a := c.principal(), c.context(), custos.Action(c.Action)
 	if slices.Contains(governanceActions, a) {
 		return outcome(e.AllowedOnGovernance(p, a, ctx)), nil
+	}
+	if slices.Contains(flowActions, a) {
+		f := FlowResource{Name: c.Flow.Name, Recipient: c.Flow.Recipient, Jurisdiction: c.Flow.Jurisdiction, Collection: c.Flow.Collection}
+		return outcome(e.AllowedOnFlow(p, a, f, ctx)), nil
 	}
 	if slices.Contains(algorithmActions, a) {
 		return outcome(e.AllowedOnAlgorithm(p, a, c.Algorithm, ctx)), nil

@@ -22,11 +22,12 @@ const (
 	typeSubject    types.EntityType = "Custos::Subject"
 	typeAlgorithm  types.EntityType = "Custos::Algorithm"
 	typeGovernance types.EntityType = "Custos::Governance"
+	typeFlow       types.EntityType = "Custos::Flow"
 )
 
 // fieldActions act on a Custos::Field, subjectActions on a Custos::Subject,
 // algorithmActions on a Custos::Algorithm, governanceActions on the
-// Custos::Governance.
+// Custos::Governance, flowActions on a Custos::Flow.
 var (
 	fieldActions = []custos.Action{
 		custos.ActionReadClear, custos.ActionReadToken, custos.ActionReadMasked,
@@ -41,6 +42,7 @@ var (
 		custos.ActionGovPropose, custos.ActionGovApprove, custos.ActionGovRead,
 		custos.ActionSuspend, custos.ActionSuspensionRead,
 	}
+	flowActions = []custos.Action{custos.ActionFlowExport, custos.ActionFlowRead}
 )
 
 // Field is a field as the policies see it: where it is and what class and
@@ -127,7 +129,7 @@ func (e *Engine) Version() string { return e.snap.Load().set.Version() }
 func newSnapshot(s *Set) *snapshot {
 	ids := slices.Sorted(maps.Keys(s.policies))
 	byAction := make(map[custos.Action]policyList)
-	for _, a := range slices.Concat(fieldActions, subjectActions, algorithmActions, governanceActions) {
+	for _, a := range slices.Concat(fieldActions, subjectActions, algorithmActions, governanceActions, flowActions) {
 		uid := types.NewEntityUID(typeAction, types.String(a))
 		l := policyList{}
 		for _, id := range ids {
@@ -289,6 +291,33 @@ func (e *Engine) AllowedOnGovernance(p custos.Principal, a custos.Action, ctx Co
 	}
 	_, cacheable := requestKey(p, ctx)
 	return e.newRequest(e.snap.Load(), p, ctx, cacheable).allowed(a, &g)
+}
+
+// FlowResource is a declared flow as the policies see it.
+type FlowResource struct {
+	Name         string
+	Recipient    string // the recipient org
+	Jurisdiction string // the recipient's country
+	Collection   string
+}
+
+// AllowedOnFlow decides action a (flow-export, flow-read) of p on the
+// flow f, in the engine's jurisdiction. Decisions on flows are not cached.
+// An action that does not apply to flows is denied.
+func (e *Engine) AllowedOnFlow(p custos.Principal, a custos.Action, f FlowResource, ctx Context) bool {
+	if !slices.Contains(flowActions, a) {
+		return false
+	}
+	res := types.Entity{
+		UID: types.NewEntityUID(typeFlow, types.String(f.Name)),
+		Attributes: types.NewRecord(types.RecordMap{
+			"name": types.String(f.Name), "recipient": types.String(f.Recipient),
+			"recipient_jurisdiction": types.String(f.Jurisdiction), "collection": types.String(f.Collection),
+			"jurisdiction": types.String(e.jurisdiction),
+		}),
+	}
+	_, cacheable := requestKey(p, ctx)
+	return e.newRequest(e.snap.Load(), p, ctx, cacheable).allowed(a, &res)
 }
 
 // formAllow and formDeny stand for the decisions of Allowed in the cache.

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-//go:embed custos.yaml.tmpl schema.yaml policy_tests.yaml policies/*.cedar
+//go:embed custos.yaml.tmpl schema.yaml flows.yaml policy_tests.yaml policies/*.cedar
 var files embed.FS
 
 // Params fill the configuration template.
@@ -39,6 +39,9 @@ func Config(p Params) ([]byte, error) {
 
 // Schema returns the starter schema.
 func Schema() []byte { return mustRead("schema.yaml") }
+
+// Flows returns the starter flows file.
+func Flows() []byte { return mustRead("flows.yaml") }
 
 // PolicyTests returns the table that checks the starter policies.
 func PolicyTests() []byte { return mustRead("policy_tests.yaml") }
