@@ -74,6 +74,20 @@ func (f apiFlags) api() (*api, error) {
 	return &api{server: u, token: strings.TrimSpace(tok), http: &http.Client{Timeout: 5 * time.Minute}}, nil
 }
 
+// connect parses a command's args and returns the client its flags
+// describe. Without a server and one token, or when bad (given) says the
+// command's own flags are wrong, it prints the usage and returns errUsage.
+func connect(fs *flag.FlagSet, af apiFlags, args []string, bad func() bool) (*api, error) {
+	if _, err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if !af.set() || bad != nil && bad() {
+		fs.Usage()
+		return nil, errUsage
+	}
+	return af.api()
+}
+
 // do sends a request and decodes a 2xx answer into out; any other answer
 // is an error naming the server's code and detail, with a hint.
 func (a *api) do(ctx context.Context, method, path string, body []byte, out any) error {
@@ -149,14 +163,7 @@ func (e *env) algoSubmit(ctx context.Context, args []string) error {
 	fs := e.flags("algo submit", submitUse+"\n\nExample:\n    custos algo submit --server http://127.0.0.1:8080 --token $OPERATOR --bundle covisit.bundle")
 	af := newAPIFlags(fs)
 	path := fs.String("bundle", "", "the bundle file custos algo sign wrote")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() || *path == "" {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, func() bool { return *path == "" })
 	if err != nil {
 		return err
 	}
@@ -178,14 +185,7 @@ func (e *env) algoApprove(ctx context.Context, args []string) error {
 	keyPath := fs.String("key", "", "the reviewer's signer key file (custos algo keygen)")
 	ref := fs.String("name", "", "the bundle: NAME, NAME@VERSION or NAME@sha256:DIGEST")
 	modPath := fs.String("module", "", "optional: the module reviewed, which must be the one the manifest names")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() || *keyPath == "" || *ref == "" {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, func() bool { return *keyPath == "" || *ref == "" })
 	if err != nil {
 		return err
 	}
@@ -239,14 +239,7 @@ func (e *env) algoApprove(ctx context.Context, args []string) error {
 func (e *env) algoList(ctx context.Context, args []string) error {
 	fs := e.flags("algo list", listUse+"\n\nExample:\n    custos algo list --server http://127.0.0.1:8080 --token $CUSTODIAN")
 	af := newAPIFlags(fs)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, nil)
 	if err != nil {
 		return err
 	}
@@ -276,14 +269,7 @@ func (e *env) algoRetire(ctx context.Context, args []string) error {
 	fs := e.flags("algo retire", retireUse+"\n\nExample:\n    custos algo retire --server http://127.0.0.1:8080 --token $CUSTODIAN --name covisit@1.0.0")
 	af := newAPIFlags(fs)
 	ref := fs.String("name", "", "the bundle: NAME, NAME@VERSION or NAME@sha256:DIGEST")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() || *ref == "" {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, func() bool { return *ref == "" })
 	if err != nil {
 		return err
 	}

@@ -26,14 +26,7 @@ func (e *env) algoTrain(ctx context.Context, args []string) error {
 	fs := e.flags("algo train", trainUse+"\n\nExample:\n    custos algo train --server http://127.0.0.1:8080 --token $SVC --name covisit")
 	af := newAPIFlags(fs)
 	name := fs.String("name", "", "the algorithm's name")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() || *name == "" {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, func() bool { return *name == "" })
 	if err != nil {
 		return err
 	}
@@ -51,14 +44,7 @@ func (e *env) algoRecommend(ctx context.Context, args []string) error {
 	name := fs.String("name", "", "the algorithm's name")
 	subject := fs.String("subject", "", "the id of the subject to recommend for")
 	k := fs.Int("k", 10, "at most this many items, 1 to 100")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() || *name == "" || *subject == "" {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, func() bool { return *name == "" || *subject == "" })
 	if err != nil {
 		return err
 	}
@@ -75,14 +61,7 @@ func (e *env) algoReplay(ctx context.Context, args []string) error {
 	fs := e.flags("algo replay", replayUse+"\n\nRe-runs the recommendation logged at audit index N from its sealed input, bundle,\nmodel version and seed, and exits non-zero unless its output hashes to what the log says.\n\nExample:\n    custos algo replay --server http://127.0.0.1:8080 --token $MON --index 42")
 	af := newAPIFlags(fs)
 	index := fs.Int64("index", -1, "the audit index of the recommendation")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() || *index < 0 {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, func() bool { return *index < 0 })
 	if err != nil {
 		return err
 	}

@@ -47,14 +47,7 @@ func (e *env) flow(ctx context.Context, args []string) error {
 func (e *env) flowList(ctx context.Context, args []string) error {
 	fs := e.flags("flow list", flowListUse+"\n\nExample:\n    custos flow list --server http://127.0.0.1:8080 --token $MONITOR")
 	af := newAPIFlags(fs)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, nil)
 	if err != nil {
 		return err
 	}
@@ -91,14 +84,7 @@ func (e *env) flowExport(ctx context.Context, args []string) error {
 	cursorFile := fs.String("cursor-file", "", "where the cursor is kept: read at start if it exists, rewritten after every page")
 	limit := fs.Int("limit", 0, "records per page; the server's maximum when 0")
 	out := fs.String("out", "", "append the records to this file instead of standard output")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() || *name == "" || *limit < 0 {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, func() bool { return *name == "" || *limit < 0 })
 	if err != nil {
 		return err
 	}
@@ -217,14 +203,7 @@ func (e *env) flowSamples(ctx context.Context, args []string) error {
 	af := newAPIFlags(fs)
 	name := fs.String("name", "", "the flow's name (custos flow list)")
 	after := fs.Uint64("after", 0, "only samples whose audit index is greater")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() || *name == "" {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, func() bool { return *name == "" })
 	if err != nil {
 		return err
 	}

@@ -215,14 +215,7 @@ func (e *env) approve(ctx context.Context, args []string) error {
 	af := newAPIFlags(fs)
 	keyPath := fs.String("key", "", "the signer's governance key file (custos governance keygen)")
 	id := fs.String("proposal", "", "the proposal's id, as custos propose printed it")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() || *keyPath == "" || *id == "" {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, func() bool { return *keyPath == "" || *id == "" })
 	if err != nil {
 		return err
 	}
@@ -282,14 +275,7 @@ func checkProposal(id string, v governance.View) (*governance.Proposal, error) {
 func (e *env) proposals(ctx context.Context, args []string) error {
 	fs := e.flags("proposals", listPUse+"\n\nExample:\n    custos proposals --server http://127.0.0.1:8080 --token $MONITOR")
 	af := newAPIFlags(fs)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, nil)
 	if err != nil {
 		return err
 	}
@@ -341,14 +327,7 @@ func (e *env) suspension(ctx context.Context, action, use string, args []string)
 	reason := fs.String("reason", "", "why, in one line; recorded on the audit log")
 	var principals stringList
 	fs.Var(&principals, "principal", "an operator principal's id; repeat for several; none for all of the operator's principals")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if !af.set() || *keyPath == "" || *reason == "" {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, func() bool { return *keyPath == "" || *reason == "" })
 	if err != nil {
 		return err
 	}
