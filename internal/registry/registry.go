@@ -9,9 +9,10 @@
 // reviewer keys, have each signed exactly its manifest text, and the stored
 // bundle still verifies at that moment. When a bundle becomes active, the
 // active bundle of the same name, if any, is retired: one name has at most
-// one active bundle. Active and Approved verify everything again, from the
-// files, before they hand out a module: a module that differs from the approved
-// digest by one bit never runs, whatever the registry's state says.
+// one active bundle. Active and Approved read the files again before they
+// hand out a module, and verify everything again unless the files are byte
+// for byte the ones that last verified: a module that differs from the
+// approved digest by one bit never runs, whatever the registry's state says.
 //
 // Every change is first passed to the caller's Record function (which
 // makes it an audit entry) and is made durable only if that succeeds, so
@@ -139,6 +140,16 @@ type bundle struct {
 	entry     Entry
 	text      []byte   // the manifest text
 	approvals []string // reviewers' signature lines, as posted
+	// ok is the last copy of the bundle's files that verified, or nil:
+	// files equal to it byte for byte need not be verified again.
+	ok *verified
+}
+
+// verified is a copy of a bundle's files that verified, and its manifest.
+// It is never changed.
+type verified struct {
+	note, module []byte
+	manifest     *algo.Manifest
 }
 
 // state is a bundle's state.json.
@@ -610,7 +621,8 @@ func (r *Registry) List() []Entry {
 }
 
 // Runnable is a bundle that may run: its manifest and its module, verified
-// from the registry's files when they were read.
+// from the registry's files when they were read. They are shared with other
+// callers and must not be changed.
 type Runnable struct {
 	Manifest *algo.Manifest
 	Module   []byte
@@ -650,37 +662,52 @@ func (r *Registry) runnable(match func(*bundle) bool, format, arg string) (Runna
 	if cp == nil {
 		return Runnable{}, custos.Errorf(custos.CodeNotFound, format, arg)
 	}
-	bu, m, err := r.open(cp)
+	v, err := r.open(cp)
 	if err != nil {
 		return Runnable{}, err
 	}
+	r.mu.Lock()
+	if b := r.bundles[cp.entry.Digest]; b != nil {
+		b.ok = v
+	}
+	r.mu.Unlock()
 	approvers, err := algo.Approvals(cp.text, cp.approvals, reviewers)
 	if err != nil || len(approvers) < required {
 		return Runnable{}, custos.Errorf(custos.CodeInvalidSignature, "%s %s lacks the %d approvals it needs: it must not run", cp.entry.Name, cp.entry.Version, required)
 	}
-	return Runnable{Manifest: m, Module: bu.Module}, nil
+	return Runnable{Manifest: v.manifest, Module: v.module}, nil
 }
 
-// verify checks that the stored bundle b still verifies.
+// verify checks that the stored bundle b still verifies. r.mu must be
+// held.
 func (r *Registry) verify(b *bundle) error {
-	_, _, err := r.open(b)
-	return err
+	v, err := r.open(b)
+	if err != nil {
+		return err
+	}
+	b.ok = v
+	return nil
 }
 
 // open reads b's files and verifies them: the operator's signature, the
-// manifest text the registry holds, and the module's digest.
-func (r *Registry) open(b *bundle) (*algo.Bundle, *algo.Manifest, error) {
+// manifest text the registry holds, and the module's digest. Files equal
+// byte for byte to b.ok, the copy that last verified, are not verified
+// again: comparing is cheaper than hashing and checking a signature, and
+// files changed by one bit still fail. It returns the files that verified.
+func (r *Registry) open(b *bundle) (*verified, error) {
 	dir := filepath.Join(r.cfg.Dir, b.entry.Digest)
 	n, err := safefile.ReadCapped(filepath.Join(dir, noteFile), maxNote)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	mod, err := safefile.ReadCapped(filepath.Join(dir, moduleFile), algo.MaxModuleSize)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	bu := &algo.Bundle{Note: n, Module: mod}
-	m, err := bu.Verify(r.operators)
+	if ok := b.ok; ok != nil && bytes.Equal(ok.note, n) && bytes.Equal(ok.module, mod) {
+		return ok, nil
+	}
+	m, err := (&algo.Bundle{Note: n, Module: mod}).Verify(r.operators)
 	if err == nil {
 		var text []byte
 		if text, err = m.Marshal(); err == nil && !bytes.Equal(text, b.text) {
@@ -688,9 +715,9 @@ func (r *Registry) open(b *bundle) (*algo.Bundle, *algo.Manifest, error) {
 		}
 	}
 	if err != nil {
-		return nil, nil, custos.Errorf(custos.CodeInvalidSignature, "the stored bundle %s %s no longer verifies (%s): it cannot become active or run; retire it and submit it again", b.entry.Name, b.entry.Version, err)
+		return nil, custos.Errorf(custos.CodeInvalidSignature, "the stored bundle %s %s no longer verifies (%s): it cannot become active or run; retire it and submit it again", b.entry.Name, b.entry.Version, err)
 	}
-	return bu, m, nil
+	return &verified{note: n, module: mod, manifest: m}, nil
 }
 
 // active returns the active bundle named name, or nil.

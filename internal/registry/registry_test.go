@@ -283,6 +283,11 @@ func TestFlippedModuleNeverRuns(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The module ran before: the copy that verified then does not
+		// let the flipped one through.
+		if _, err := f.reg.Active(t.Context(), "covisit"); err != nil {
+			t.Fatal(err)
+		}
 		flip(t, f, e)
 		_, err := f.reg.Active(t.Context(), "covisit")
 		wantCode(t, err, custos.CodeInvalidSignature)
