@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/custos/custos"
-	"github.com/custos/custos/internal/vault"
 )
 
 // A model an algorithm learns is custodial data: it was computed from the
@@ -51,22 +50,12 @@ func (s *Service) SealModel(ctx context.Context, a Algorithm, bundle string, mod
 	if err != nil {
 		return Model{}, internal("register the algorithm's key", err)
 	}
-	key, err := s.modelKey(ctx, subj, a.Name)
-	if err != nil {
-		return Model{}, err
-	}
-	id := modelID(m.Version)
-	sealed, err := key.Seal(modelCollection, id, model)
-	if err != nil {
-		return Model{}, internal("seal model", err)
-	}
 	clear, err := json.Marshal(m)
 	if err != nil {
 		return Model{}, internal("encode model", err)
 	}
-	rec := custos.SealedRecord{Collection: modelCollection, ID: id, Subject: subj.ID, Clear: clear, Sealed: sealed, UpdatedAt: m.Created}
-	if _, err := s.cfg.Store.PutRecord(ctx, rec, nil); err != nil {
-		return Model{}, internal("store model", err)
+	if err := s.putSealed(ctx, subj, modelReason(a.Name), modelCollection, modelID(m.Version), clear, model, m.Created); err != nil {
+		return Model{}, err
 	}
 	return m, nil
 }
@@ -108,23 +97,54 @@ func (s *Service) OpenModel(ctx context.Context, name string, version int) (Mode
 	if err != nil {
 		return Model{}, nil, err
 	}
-	subj, err := s.subject(ctx, rec.Subject)
+	model, err := s.openSealed(ctx, rec, modelReason(name))
 	if err != nil {
 		return Model{}, nil, err
-	}
-	key, err := s.modelKey(ctx, subj, name)
-	if err != nil {
-		return Model{}, nil, err
-	}
-	model, err := key.Open(modelCollection, rec.ID, rec.Sealed)
-	if err != nil {
-		return Model{}, nil, internal("open model", err)
 	}
 	return m, model, nil
 }
 
-func (s *Service) modelKey(ctx context.Context, subj custos.StoredSubject, name string) (*vault.DataKey, error) {
-	return s.key(ctx, subj, custos.KeyReason{Principal: "algorithm:" + name, Purpose: PurposeAlgorithm, Subject: subj.ID})
+func modelReason(name string) custos.KeyReason {
+	return custos.KeyReason{Principal: "algorithm:" + name, Purpose: PurposeAlgorithm}
+}
+
+// putSealed stores data as the record id of collection, sealed under the
+// data key of subj, with clear as the record's unsealed part: the custodial
+// data of algorithms (models, inputs kept for replay) is kept like any
+// record, and erased and rotated with its subject.
+func (s *Service) putSealed(ctx context.Context, subj custos.StoredSubject, reason custos.KeyReason, collection, id string, clear, data []byte, at time.Time) error {
+	reason.Subject = subj.ID
+	key, err := s.key(ctx, subj, reason)
+	if err != nil {
+		return err
+	}
+	sealed, err := key.Seal(collection, id, data)
+	if err != nil {
+		return internal("seal "+collection, err)
+	}
+	rec := custos.SealedRecord{Collection: collection, ID: id, Subject: subj.ID, Clear: clear, Sealed: sealed, UpdatedAt: at}
+	if _, err := s.cfg.Store.PutRecord(ctx, rec, nil); err != nil {
+		return internal("store "+collection, err)
+	}
+	return nil
+}
+
+// openSealed returns the sealed part of rec, which putSealed stored.
+func (s *Service) openSealed(ctx context.Context, rec custos.SealedRecord, reason custos.KeyReason) ([]byte, error) {
+	subj, err := s.subject(ctx, rec.Subject)
+	if err != nil {
+		return nil, err
+	}
+	reason.Subject = subj.ID
+	key, err := s.key(ctx, subj, reason)
+	if err != nil {
+		return nil, err
+	}
+	data, err := key.Open(rec.Collection, rec.ID, rec.Sealed)
+	if err != nil {
+		return nil, internal("open "+rec.Collection, err)
+	}
+	return data, nil
 }
 
 func describeModel(rec custos.SealedRecord) (Model, error) {

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -119,16 +118,9 @@ func parseRunFacts(detail string) (runFacts, error) {
 	return f, nil
 }
 
-func digest(b []byte) string {
-	d := sha256.Sum256(b)
-	return hex.EncodeToString(d[:])
-}
-
 func newSeed() uint64 {
 	var b [8]byte
-	if _, err := io.ReadFull(rand.Reader, b[:]); err != nil {
-		panic("custody: no randomness: " + err.Error())
-	}
+	rand.Read(b[:]) // never fails
 	return binary.LittleEndian.Uint64(b[:])
 }
 
@@ -237,7 +229,7 @@ func (s *Service) Train(ctx context.Context, r Request, name string) (Training, 
 	if err != nil {
 		return Training{}, err
 	}
-	e.Detail = fmt.Sprintf("algorithm=%s bundle=%s model=%d seed=%d input=%s", name, m.Bundle, m.Version, seed, digest(input))
+	e.Detail = fmt.Sprintf("algorithm=%s bundle=%s model=%d seed=%d input=%s", name, m.Bundle, m.Version, seed, algo.Digest(input))
 	idx, err := s.record(ctx, e)
 	if err != nil {
 		return Training{}, err
@@ -281,7 +273,7 @@ func (s *Service) Recommend(ctx context.Context, r Request, name, subject string
 	if err != nil {
 		return Recommendation{}, s.runFailed(ctx, e, err)
 	}
-	facts := runFacts{algorithm: name, bundle: b.Manifest.ModuleSHA256, model: latest.Version, seed: seed, input: digest(input), output: digest(out)}
+	facts := runFacts{algorithm: name, bundle: b.Manifest.ModuleSHA256, model: latest.Version, seed: seed, input: algo.Digest(input), output: algo.Digest(out)}
 	if err := s.sealInput(ctx, subject, facts.input, input); err != nil {
 		return Recommendation{}, err
 	}
@@ -365,19 +357,8 @@ func (s *Service) sealInput(ctx context.Context, subject, sum string, input []by
 	if err != nil {
 		return err
 	}
-	key, err := s.key(ctx, subj, custos.KeyReason{Action: custos.ActionRecommend, Principal: "algorithm", Purpose: PurposeAlgorithm, Subject: subj.ID})
-	if err != nil {
-		return err
-	}
-	sealed, err := key.Seal(inputCollection, sum, input)
-	if err != nil {
-		return internal("seal input", err)
-	}
-	rec := custos.SealedRecord{Collection: inputCollection, ID: sum, Subject: subj.ID, Clear: []byte("{}"), Sealed: sealed, UpdatedAt: s.cfg.Now().UTC()}
-	if _, err := s.cfg.Store.PutRecord(ctx, rec, nil); err != nil {
-		return internal("store input", err)
-	}
-	return nil
+	reason := custos.KeyReason{Action: custos.ActionRecommend, Principal: "algorithm", Purpose: PurposeAlgorithm}
+	return s.putSealed(ctx, subj, reason, inputCollection, sum, []byte("{}"), input, s.cfg.Now().UTC())
 }
 
 // openInput returns the sealed input of the given SHA-256.
@@ -388,17 +369,12 @@ func (s *Service) openInput(ctx context.Context, sum string) ([]byte, error) {
 	} else if err != nil {
 		return nil, internal("read input", err)
 	}
-	subj, err := s.subject(ctx, rec.Subject)
+	input, err := s.openSealed(ctx, rec, custos.KeyReason{Action: custos.ActionReplay, Principal: "algorithm", Purpose: PurposeAlgorithm})
 	if err != nil {
 		return nil, err
 	}
-	key, err := s.key(ctx, subj, custos.KeyReason{Action: custos.ActionReplay, Principal: "algorithm", Purpose: PurposeAlgorithm, Subject: subj.ID})
-	if err != nil {
-		return nil, err
-	}
-	input, err := key.Open(inputCollection, rec.ID, rec.Sealed)
-	if err != nil || digest(input) != sum {
-		return nil, internal("open input", errors.Join(err, errors.New("input does not match its digest")))
+	if algo.Digest(input) != sum {
+		return nil, internal("open input", errors.New("input does not match its digest"))
 	}
 	return input, nil
 }
@@ -468,7 +444,7 @@ func (s *Service) Replay(ctx context.Context, r Request, index uint64) (Replayed
 	if err != nil {
 		return Replayed{}, s.runFailed(ctx, e, s.failed(facts.algorithm, err))
 	}
-	out.Replayed = digest(got)
+	out.Replayed = algo.Digest(got)
 	out.Match = out.Replayed == out.Logged
 	e.Detail += fmt.Sprintf(" match=%t", out.Match)
 	if out.AuditIndex, err = s.record(ctx, e); err != nil {
