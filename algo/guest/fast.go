@@ -18,12 +18,7 @@ import (
 // fastTrain decodes a train input, if it can.
 func fastTrain(b []byte) (in TrainInput, ok bool) {
 	p := &parser{b: b}
-	seen := map[string]bool{}
-	ok = p.object(func(key string) bool {
-		if seen[key] {
-			return false
-		}
-		seen[key] = true
+	ok = p.members(func(key string) bool {
 		switch key {
 		case "abi":
 			return p.int(&in.ABI)
@@ -40,12 +35,7 @@ func fastTrain(b []byte) (in TrainInput, ok bool) {
 // fastRecommend decodes a recommend input, if it can.
 func fastRecommend(b []byte) (in RecommendInput, ok bool) {
 	p := &parser{b: b}
-	seen := map[string]bool{}
-	ok = p.object(func(key string) bool {
-		if seen[key] {
-			return false
-		}
-		seen[key] = true
+	ok = p.members(func(key string) bool {
 		switch key {
 		case "abi":
 			return p.int(&in.ABI)
@@ -118,6 +108,19 @@ func (p *parser) object(member func(key string) bool) bool {
 			return false
 		}
 	}
+}
+
+// members reads an object in which no member appears twice, calling
+// member as object does. A repeated member is left to encoding/json.
+func (p *parser) members(member func(key string) bool) bool {
+	seen := map[string]bool{}
+	return p.object(func(key string) bool {
+		if seen[key] {
+			return false
+		}
+		seen[key] = true
+		return member(key)
+	})
 }
 
 // collections reads an object of arrays of records.
