@@ -51,18 +51,14 @@ func (e *env) propose(ctx context.Context, args []string) error {
 	kind := fs.String("kind", "", "what the proposal changes: policy, schema, algorithms, signers or flows")
 	file := fs.String("file", "", "the new schema file (--kind schema), the new flows file (--kind flows), or a YAML file listing the reviewers' .vkey files and the approvals a bundle needs (--kind algorithms: \"reviewers: [alice.vkey, bob.vkey]\" and \"approvals: 2\"), or one listing the governance signers' .vkey files by role (--kind signers: \"signers: {custodian: [a.vkey], monitor: [m.vkey]}\", \"require: [custodian, monitor]\", \"suspender: monitor\")")
 	dir := fs.String("dir", "", "the directory of the whole new policy set, its *.cedar files (--kind policy)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	k := governance.Kind(*kind)
-	if !af.set() || (k == governance.KindPolicy) == (*dir == "") || (k == governance.KindPolicy) == (*file != "") || !slices.Contains(governance.Kinds, k) {
-		fs.Usage()
-		return errUsage
-	}
-	a, err := af.api()
+	a, err := connect(fs, af, args, func() bool {
+		k := governance.Kind(*kind)
+		return (k == governance.KindPolicy) == (*dir == "") || (k == governance.KindPolicy) == (*file != "") || !slices.Contains(governance.Kinds, k)
+	})
 	if err != nil {
 		return err
 	}
+	k := governance.Kind(*kind)
 	c, err := readContent(k, *file, *dir)
 	if err != nil {
 		return err
