@@ -307,13 +307,7 @@ func (b *Board) addedKinds() ([]Event, error) {
 		if _, ok := b.inForce[k]; ok {
 			continue
 		}
-		c, err := b.disk(k)
-		if err == nil {
-			err = k.Check(c)
-		}
-		if err == nil && b.cfg.Check != nil {
-			err = b.cfg.Check(k, c)
-		}
+		c, err := b.checkedDisk(k)
 		if err != nil {
 			return nil, fmt.Errorf("couldn't take the %s on disk as the first signed ones: %w", k, err)
 		}
@@ -422,18 +416,25 @@ func (b *Board) disk(k Kind) (Content, error) {
 	return c, nil
 }
 
+// checkedDisk reads the content of kind k from the files the server loads
+// and checks it as a proposal of it is checked.
+func (b *Board) checkedDisk(k Kind) (Content, error) {
+	c, err := b.disk(k)
+	if err == nil {
+		err = k.Check(c)
+	}
+	if err == nil && b.cfg.Check != nil {
+		err = b.cfg.Check(k, c)
+	}
+	return c, err
+}
+
 // trustOnFirstUse takes the files on disk as the first signed state.
 func (b *Board) trustOnFirstUse(rec Record) error {
 	now := b.cfg.Now().UTC()
 	var events []Event
 	for _, k := range Kinds {
-		c, err := b.disk(k)
-		if err == nil {
-			err = k.Check(c)
-		}
-		if err == nil && b.cfg.Check != nil {
-			err = b.cfg.Check(k, c)
-		}
+		c, err := b.checkedDisk(k)
 		if err != nil {
 			return fmt.Errorf("couldn't take the %s on disk as the first signed rules: %w", k, err)
 		}
