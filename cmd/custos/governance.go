@@ -63,11 +63,7 @@ func (e *env) propose(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	files := map[string]string{}
-	for n, d := range c {
-		files[n] = string(d)
-	}
-	body, err := json.Marshal(map[string]any{"kind": k, "files": files})
+	body, err := json.Marshal(map[string]any{"kind": k, "files": c.Files()})
 	if err != nil {
 		return err
 	}
@@ -258,11 +254,7 @@ func checkProposal(id string, v governance.View) (*governance.Proposal, error) {
 	if governance.TextID([]byte(v.Text)) != id {
 		return nil, fmt.Errorf("the server's proposal text is not proposal %s", id)
 	}
-	c := governance.Content{}
-	for n, d := range v.Files {
-		c[n] = []byte(d)
-	}
-	if governance.Digest(c) != p.Proposed {
+	if governance.Digest(governance.ContentOf(v.Files)) != p.Proposed {
 		return nil, fmt.Errorf("the server's proposed files are not the ones proposal %s names", id)
 	}
 	return p, nil

@@ -34,11 +34,7 @@ func (s *server) propose(w http.ResponseWriter, r *http.Request, req custody.Req
 		s.problem(w, r, err)
 		return
 	}
-	c := governance.Content{}
-	for n, d := range body.Files {
-		c[n] = []byte(d)
-	}
-	pc, err := s.cfg.Custody.Propose(r.Context(), req, body.Kind, c)
+	pc, err := s.cfg.Custody.Propose(r.Context(), req, body.Kind, governance.ContentOf(body.Files))
 	if err != nil {
 		s.problem(w, r, err)
 		return

@@ -170,20 +170,10 @@ type signed struct {
 	Since    time.Time         `json:"since"`
 }
 
-func (s *signed) content() Content {
-	c := Content{}
-	for n, d := range s.Files {
-		c[n] = []byte(d)
-	}
-	return c
-}
+func (s *signed) content() Content { return ContentOf(s.Files) }
 
 func newSigned(c Content, id string, now time.Time) *signed {
-	s := &signed{Digest: Digest(c), Files: map[string]string{}, Proposal: id, Since: now}
-	for n, d := range c {
-		s.Files[n] = string(d)
-	}
-	return s
+	return &signed{Digest: Digest(c), Files: c.Files(), Proposal: id, Since: now}
 }
 
 // proposal is a proposal as the board keeps it, in proposals/ID.json.
@@ -585,13 +575,7 @@ func (b *Board) writeProposal(id string, p *proposal) error {
 }
 
 // content returns the proposed content.
-func (p *proposal) content() Content {
-	c := Content{}
-	for n, d := range p.Files {
-		c[n] = []byte(d)
-	}
-	return c
-}
+func (p *proposal) content() Content { return ContentOf(p.Files) }
 
 // View is a proposal as the API shows it.
 type View struct {
@@ -683,10 +667,7 @@ func (b *Board) Propose(k Kind, c Content, rec Record) (View, bool, error) {
 	if old, ok := b.proposals[id]; ok {
 		return b.view(id, old), false, nil
 	}
-	np := &proposal{Text: string(text), Files: map[string]string{}, State: StateOpen, Submitted: b.cfg.Now().UTC(), parsed: p}
-	for n, d := range c {
-		np.Files[n] = string(d)
-	}
+	np := &proposal{Text: string(text), Files: c.Files(), State: StateOpen, Submitted: b.cfg.Now().UTC(), parsed: p}
 	if err := rec([]Event{{Action: ActionPropose, Kind: k, Proposal: id, Current: p.Current, Proposed: p.Proposed}}); err != nil {
 		return View{}, false, err
 	}

@@ -45,6 +45,26 @@ var Kinds = []Kind{KindPolicy, KindSchema, KindAlgorithms, KindSigners, KindFlow
 // schema has one file, SchemaFile.
 type Content map[string][]byte
 
+// ContentOf returns the content whose files are the texts of files, as
+// the API and the signed state carry them.
+func ContentOf(files map[string]string) Content {
+	c := Content{}
+	for n, d := range files {
+		c[n] = []byte(d)
+	}
+	return c
+}
+
+// Files returns the files of c as texts by name, as the API and the
+// signed state carry them.
+func (c Content) Files() map[string]string {
+	files := map[string]string{}
+	for n, d := range c {
+		files[n] = string(d)
+	}
+	return files
+}
+
 // SchemaFile names the one file of a schema's Content, AlgorithmsFile the
 // one file of the algorithms'.
 const (
