@@ -140,8 +140,9 @@ type bundle struct {
 	entry     Entry
 	text      []byte   // the manifest text
 	approvals []string // reviewers' signature lines, as posted
-	// ok is the last copy of the bundle's files that verified, or nil:
-	// files equal to it byte for byte need not be verified again.
+	// ok is the last copy of the bundle's files that verified, kept while
+	// the bundle is active (so one per name at most), or nil: files equal
+	// to it byte for byte need not be verified again.
 	ok *verified
 }
 
@@ -562,7 +563,7 @@ func (r *Registry) activate(next *bundle) ([]Event, *bundle) {
 		return events, nil
 	}
 	old := *cur
-	old.entry.State, old.entry.Retired = Retired, now
+	old.entry.State, old.entry.Retired, old.ok = Retired, now, nil
 	return append(events, Event{Action: ActionRetire, Entry: old.entry, Detail: "superseded by " + next.entry.Version}), &old
 }
 
@@ -579,7 +580,7 @@ func (r *Registry) Retire(ref string, rec Record) (Entry, error) {
 		return Entry{}, custos.Errorf(custos.CodeConflict, "%s %s is already retired", b.entry.Name, b.entry.Version)
 	}
 	next := *b
-	next.entry.State, next.entry.Retired = Retired, r.cfg.Now().UTC()
+	next.entry.State, next.entry.Retired, next.ok = Retired, r.cfg.Now().UTC(), nil
 	if err := rec([]Event{{Action: ActionRetire, Entry: next.entry}}); err != nil {
 		return Entry{}, err
 	}
@@ -667,7 +668,7 @@ func (r *Registry) runnable(match func(*bundle) bool, format, arg string) (Runna
 		return Runnable{}, err
 	}
 	r.mu.Lock()
-	if b := r.bundles[cp.entry.Digest]; b != nil {
+	if b := r.bundles[cp.entry.Digest]; b != nil && b.entry.State == Active {
 		b.ok = v
 	}
 	r.mu.Unlock()
@@ -678,15 +679,10 @@ func (r *Registry) runnable(match func(*bundle) bool, format, arg string) (Runna
 	return Runnable{Manifest: v.manifest, Module: v.module}, nil
 }
 
-// verify checks that the stored bundle b still verifies. r.mu must be
-// held.
+// verify checks that the stored bundle b still verifies.
 func (r *Registry) verify(b *bundle) error {
-	v, err := r.open(b)
-	if err != nil {
-		return err
-	}
-	b.ok = v
-	return nil
+	_, err := r.open(b)
+	return err
 }
 
 // open reads b's files and verifies them: the operator's signature, the
