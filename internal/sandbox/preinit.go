@@ -348,17 +348,8 @@ func boolByte(b bool) byte {
 
 func wasmString(s string) []byte { return append(uleb(uint64(len(s))), s...) }
 
-func uleb(n uint64) []byte {
-	var b []byte
-	for {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if n == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
+// uleb encodes n as unsigned LEB128, which is Go's unsigned varint.
+func uleb(n uint64) []byte { return binary.AppendUvarint(nil, n) }
 
 func sleb(n int64) []byte {
 	var b []byte
