@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"encoding/json"
-	"github.com/custos/custos/internal/algotest"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/algo"
+	"github.com/custos/custos/internal/algotest"
 	"github.com/custos/custos/internal/custody"
 	"github.com/custos/custos/internal/gateway"
 	"github.com/custos/custos/internal/registry"
