@@ -91,25 +91,9 @@ func connect(fs *flag.FlagSet, af apiFlags, args []string, bad func() bool) (*ap
 // do sends a request and decodes a 2xx answer into out; any other answer
 // is an error naming the server's code and detail, with a hint.
 func (a *api) do(ctx context.Context, method, path string, body []byte, out any) error {
-	path, query, _ := strings.Cut(path, "?")
-	u := a.server.JoinPath(path)
-	u.RawQuery = query
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	resp, data, err := a.send(ctx, method, path, body)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("couldn't reach the server: %w (is custos serve running at --server?)", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
-	if err != nil {
-		return fmt.Errorf("couldn't read the server's answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
 		return problemError(resp.StatusCode, data)
@@ -118,6 +102,32 @@ func (a *api) do(ctx context.Context, method, path string, body []byte, out any)
 		return fmt.Errorf("the server's answer is not what custos serves: %w", err)
 	}
 	return nil
+}
+
+// send sends a request and returns the answer, its body (at most
+// maxReply bytes) read and closed, whatever its status.
+func (a *api) send(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {
+	path, query, _ := strings.Cut(path, "?")
+	u := a.server.JoinPath(path)
+	u.RawQuery = query
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("couldn't reach the server: %w (is custos serve running at --server?)", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	if err != nil {
+		return nil, nil, fmt.Errorf("couldn't read the server's answer: %w", err)
+	}
+	return resp, data, nil
 }
 
 // hints say what to do about a refusal, by code.

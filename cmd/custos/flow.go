@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -156,7 +155,6 @@ type exportPage struct {
 
 func (a *api) exportPage(ctx context.Context, name, cursor string, limit int) (exportPage, error) {
 	var p exportPage
-	u := a.server.JoinPath("/v1/flows", name, "export")
 	q := url.Values{}
 	if cursor != "" {
 		q.Set("cursor", cursor)
@@ -164,20 +162,9 @@ func (a *api) exportPage(ctx context.Context, name, cursor string, limit int) (e
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, "GET", u.String(), nil)
+	resp, data, err := a.send(ctx, "GET", "/v1/flows/"+name+"/export?"+q.Encode(), nil)
 	if err != nil {
 		return p, err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return p, fmt.Errorf("couldn't reach the server: %w (is custos serve running at --server?)", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
-	if err != nil {
-		return p, fmt.Errorf("couldn't read the server's answer: %w", err)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		s, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
