@@ -16,7 +16,7 @@
 // steer which records the monitor sees.
 //
 // The package trusts the schema it checks against and the key it is
-// given; it does no I/O but for Load and the file sample store.
+// given; it does no I/O but for the file sample store.
 package flow
 
 import (
@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"regexp"
 	"slices"
 
@@ -91,20 +90,6 @@ var (
 	// validField is the schema's field name syntax.
 	validField = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 )
-
-// Load reads and parses the flows file at path.
-func Load(path string) (*Set, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't open flows: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read flows: %w", err)
-	}
-	return Parse(path, data)
-}
 
 // Parse parses a flows file. name names it in errors. An empty file
 // declares no flow.
