@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -113,19 +112,9 @@ func readContent(k governance.Kind, file, dir string) (governance.Content, error
 		c[governance.FlowsFile] = data
 		return c, nil
 	}
-	des, err := os.ReadDir(dir)
+	c, err := governance.ReadPolicyDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read the policy directory: %w", err)
-	}
-	for _, de := range des {
-		if de.IsDir() || !strings.HasSuffix(de.Name(), ".cedar") {
-			continue
-		}
-		data, err := safefile.ReadCapped(filepath.Join(dir, de.Name()), governance.MaxContent)
-		if err != nil {
-			return nil, err
-		}
-		c[de.Name()] = data
+		return nil, err
 	}
 	if len(c) == 0 {
 		return nil, fmt.Errorf("%s holds no .cedar file: a policy proposal is the whole new set", dir)

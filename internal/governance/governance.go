@@ -388,20 +388,28 @@ func (b *Board) disk(k Kind) (Content, error) {
 			c[FlowsFile] = data
 		}
 	case KindPolicy:
-		des, err := os.ReadDir(b.cfg.PolicyDir)
+		return ReadPolicyDir(b.cfg.PolicyDir)
+	}
+	return c, nil
+}
+
+// ReadPolicyDir reads the content of a policy set: the *.cedar files of
+// dir, each of at most MaxContent bytes.
+func ReadPolicyDir(dir string) (Content, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the policy directory: %w", err)
+	}
+	c := Content{}
+	for _, de := range des {
+		if de.IsDir() || !strings.HasSuffix(de.Name(), ".cedar") {
+			continue
+		}
+		data, err := safefile.ReadCapped(filepath.Join(dir, de.Name()), MaxContent)
 		if err != nil {
 			return nil, err
 		}
-		for _, de := range des {
-			if de.IsDir() || !strings.HasSuffix(de.Name(), ".cedar") {
-				continue
-			}
-			data, err := safefile.ReadCapped(filepath.Join(b.cfg.PolicyDir, de.Name()), MaxContent)
-			if err != nil {
-				return nil, err
-			}
-			c[de.Name()] = data
-		}
+		c[de.Name()] = data
 	}
 	return c, nil
 }
