@@ -76,8 +76,9 @@ func (e *env) propose(ctx context.Context, args []string) error {
 	return nil
 }
 
-// readContent reads the proposed content of kind k: the schema file, or
-// the *.cedar files of the policy directory.
+// readContent reads the proposed content of kind k: the signer or
+// reviewer set file lists, the schema or flows file, or the *.cedar files
+// of the policy directory.
 func readContent(k governance.Kind, file, dir string) (governance.Content, error) {
 	c := governance.Content{}
 	if k == governance.KindSigners {
@@ -96,20 +97,12 @@ func readContent(k governance.Kind, file, dir string) (governance.Content, error
 		c[governance.AlgorithmsFile] = a.Marshal()
 		return c, nil
 	}
-	if k == governance.KindSchema {
+	if name, ok := map[governance.Kind]string{governance.KindSchema: governance.SchemaFile, governance.KindFlows: governance.FlowsFile}[k]; ok {
 		data, err := safefile.ReadCapped(file, governance.MaxContent)
 		if err != nil {
-			return nil, fmt.Errorf("couldn't read the schema: %w", err)
+			return nil, fmt.Errorf("couldn't read the %s: %w", k, err)
 		}
-		c[governance.SchemaFile] = data
-		return c, nil
-	}
-	if k == governance.KindFlows {
-		data, err := safefile.ReadCapped(file, governance.MaxContent)
-		if err != nil {
-			return nil, fmt.Errorf("couldn't read the flows: %w", err)
-		}
-		c[governance.FlowsFile] = data
+		c[name] = data
 		return c, nil
 	}
 	c, err := governance.ReadPolicyDir(dir)
