@@ -3,6 +3,7 @@ package flow
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -123,10 +124,18 @@ func TestCursor(t *testing.T) {
 	if last, err := k.OpenCursor("f", c); err != nil || last != "u17" {
 		t.Fatalf("OpenCursor = %q, %v", last, err)
 	}
+	// Flip a bit of the tag: replacing the last characters with fixed
+	// ones would leave one cursor in 256 as it was.
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-1] ^= 1
+	altered := base64.RawURLEncoding.EncodeToString(raw)
 	for name, bad := range map[string]func() (string, error){
 		"other flow": func() (string, error) { return k.OpenCursor("g", c) },
 		"other key":  func() (string, error) { return testKeys(t, 2).OpenCursor("f", c) },
-		"altered":    func() (string, error) { return k.OpenCursor("f", c[:len(c)-2]+"AA") },
+		"altered":    func() (string, error) { return k.OpenCursor("f", altered) },
 		"not base64": func() (string, error) { return k.OpenCursor("f", "!!") },
 		"too long":   func() (string, error) { return k.OpenCursor("f", strings.Repeat("A", MaxCursor+1)) },
 		"short":      func() (string, error) { return k.OpenCursor("f", "AAAA") },
