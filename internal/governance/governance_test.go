@@ -240,8 +240,15 @@ func TestUnsignedFilesRefused(t *testing.T) {
 func TestRecordFailureChangesNothing(t *testing.T) {
 	e := newEnv(t)
 	b := e.open(t)
-	v, _, _ := b.Propose(KindPolicy, Content{"a.cedar": []byte("forbid (principal, action, resource);\n")}, e.rec)
-	b.Sign(v.ID, sign(t, e.custodian, v.Text), e.rec)
+	v, _, err := b.Propose(KindPolicy, Content{"a.cedar": []byte("forbid (principal, action, resource);\n")}, e.rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The custodian's signature must count: else the monitor's would
+	// fail for want of it, not of its record.
+	if _, err := b.Sign(v.ID, sign(t, e.custodian, v.Text), e.rec); err != nil {
+		t.Fatal(err)
+	}
 	fail := func([]Event) error { return errors.New("log down") }
 	if _, err := b.Sign(v.ID, sign(t, e.monitor, v.Text), fail); err == nil {
 		t.Fatal("applied without a record")
