@@ -2,6 +2,7 @@ package governance
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -19,18 +20,9 @@ const maxDiffCells = 1 << 20
 // signed-note text. An empty string means no change.
 func Diff(old, new Content) string {
 	var b strings.Builder
-	names := slices.Compact(slices.Sorted(func(yield func(string) bool) {
-		for n := range old {
-			if !yield(n) {
-				return
-			}
-		}
-		for n := range new {
-			if !yield(n) {
-				return
-			}
-		}
-	}))
+	names := slices.AppendSeq(slices.Collect(maps.Keys(old)), maps.Keys(new))
+	slices.Sort(names)
+	names = slices.Compact(names)
 	for _, n := range names {
 		o, inOld := old[n]
 		w, inNew := new[n]
