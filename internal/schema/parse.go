@@ -153,7 +153,7 @@ func (p *parser) schema(root *yaml.Node) *Schema {
 
 func (p *parser) collection(k, n *yaml.Node) *Collection {
 	path := "collections." + k.Value
-	if !validName(k.Value) {
+	if !ValidName(k.Value) {
 		p.failf(k, "collections", "invalid collection name %s (want [a-z][a-z0-9_]{0,62})", quote(k.Value))
 	}
 	_, vals := p.mapping(n, path, "subject", "fields")
@@ -200,7 +200,7 @@ var fieldKeys = []string{"type", "class", "required", "max", "description"}
 
 func (p *parser) field(parent string, k, n *yaml.Node) *Field {
 	path := parent + "." + k.Value
-	if !validName(k.Value) {
+	if !ValidName(k.Value) {
 		p.failf(k, parent, "invalid field name %s (want [a-z][a-z0-9_]{0,62})", quote(k.Value))
 	}
 	_, vals := p.mapping(n, path, fieldKeys...)

@@ -159,7 +159,7 @@ func (s *Schema) check() error {
 func (c *Collection) check(name string) error {
 	at := "collections." + name
 	switch {
-	case c.Name != name || !validName(name):
+	case c.Name != name || !ValidName(name):
 		return fmt.Errorf("%s: invalid collection name", at)
 	case len(c.Fields) > MaxFields:
 		return fmt.Errorf("%s.fields: more than %d", at, MaxFields)
@@ -189,7 +189,7 @@ func (c *Collection) check(name string) error {
 
 func (f *Field) check(at string) error {
 	switch {
-	case !validName(f.Name):
+	case !ValidName(f.Name):
 		return fmt.Errorf("%s: invalid field name", at)
 	case !f.Type.Valid():
 		return fmt.Errorf("%s.type: unknown type %s", at, quote(string(f.Type)))
@@ -205,8 +205,8 @@ func (f *Field) check(at string) error {
 
 const maxDescription = 4096
 
-// validName reports whether s matches ^[a-z][a-z0-9_]{0,62}$.
-func validName(s string) bool {
+// ValidName reports whether s, a name of a collection or a field, matches ^[a-z][a-z0-9_]{0,62}$.
+func ValidName(s string) bool {
 	if len(s) == 0 || len(s) > 63 || s[0] < 'a' || s[0] > 'z' {
 		return false
 	}
