@@ -355,3 +355,91 @@ func TestSketchDifference(t *testing.T) {
 		}
 	}
 }
+
+// TestReleaseStopsMarginMinusGroups is the attack on a finer grouping:
+// views of video v1 by country, where one subject of v1 lives in PR, and
+// views of v1 alone: v1 minus (v1, US) is what the PR subject watched,
+// even though suppressed groups elsewhere hold many subjects.
+func TestReleaseStopsMarginMinusGroups(t *testing.T) {
+	const k = 50
+	tb := NewTable(&Query{Measure: Count})
+	next := int32(0)
+	add := func(key ...string) {
+		if err := tb.Add(next, key, 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	}
+	for range 59 {
+		add("v1", "US")
+	}
+	add("v1", "PR")
+	for v := range 60 {
+		add("v"+string(rune('a'+v%26))+string(rune('a'+v/26)), "PR")
+	}
+	for range 80 {
+		add("v2", "US")
+	}
+	res, err := tb.Release(k, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range res.Groups {
+		if g.Key[0] == "v1" {
+			t.Errorf("released %v: with v1's total it gives the PR subject's views", g)
+		}
+	}
+	if len(res.Groups) != 1 || res.Groups[0].Key[0] != "v2" {
+		t.Errorf("groups %v, want (v2, US) only", res.Groups)
+	}
+}
+
+// TestReleaseMarginsRandom checks on random two-term tables that in every
+// coarser group that releases a group, the withheld groups hold no subject
+// or at least k.
+func TestReleaseMarginsRandom(t *testing.T) {
+	const k = 8
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := range 300 {
+		tb := NewTable(&Query{Measure: Count})
+		type pair struct{ a, b string }
+		subjects := map[pair][]int32{}
+		for s := range int32(20 + r.IntN(200)) {
+			p := pair{string(rune('a' + r.IntN(4))), string(rune('a' + r.IntN(5)))}
+			if err := tb.Add(s, []string{p.a, p.b}, 0, ""); err != nil {
+				t.Fatal(err)
+			}
+			subjects[p] = append(subjects[p], s)
+		}
+		res, err := tb.Release(k, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		released := map[pair]bool{}
+		for _, g := range res.Groups {
+			released[pair{g.Key[0], g.Key[1]}] = true
+		}
+		for _, margin := range []func(pair) string{
+			func(pair) string { return "" },
+			func(p pair) string { return p.a },
+			func(p pair) string { return p.b },
+		} {
+			// A coarser group with nothing released holds fewer than k
+			// subjects or withholds at least k: either way the coarser
+			// query withholds it or describes k.
+			hidden, shown := map[string]int{}, map[string]bool{}
+			for p, ss := range subjects {
+				if released[p] {
+					shown[margin(p)] = true
+				} else {
+					hidden[margin(p)] += len(ss)
+				}
+			}
+			for m, n := range hidden {
+				if shown[m] && n < k {
+					t.Fatalf("trial %d: coarser group %q: its withheld groups hold %d subjects", trial, m, n)
+				}
+			}
+		}
+	}
+}

@@ -113,11 +113,13 @@ type Result struct {
 // Release returns the groups of at least k distinct subjects, sorted by
 // key, with noise drawn from rnd when the query asked for it.
 //
-// A group of fewer than k subjects is suppressed. So is, in turn, the
-// smallest released group while the suppressed groups together hold fewer
-// than k subjects (but some): otherwise a query of the same records without
-// the grouping would give their total, and the total minus the released
-// groups would describe the few subjects of the suppressed ones.
+// A group of fewer than k subjects is suppressed. So are, in turn, released
+// groups, smallest first, wherever suppressed groups would otherwise be
+// recoverable by subtraction: the same query grouped by fewer of its terms
+// (or by none) gives the totals of coarser groups, and a coarser total minus
+// its released groups is the figure of its suppressed ones. Within every
+// coarser group (of every subset of the terms, down to the grand total),
+// the suppressed groups together hold no subject or at least k.
 func (t *Table) Release(k int, rnd io.Reader) (Result, error) {
 	cells := make([]*cell, 0, len(t.cells))
 	for _, c := range t.cells {
@@ -128,25 +130,20 @@ func (t *Table) Release(k int, rnd io.Reader) (Result, error) {
 	slices.SortFunc(cells, func(a, b *cell) int {
 		return cmp.Or(cmp.Compare(len(a.subjects), len(b.subjects)), slices.Compare(a.key, b.key))
 	})
-	hidden := map[int32]struct{}{}
-	n := 0 // cells suppressed, a prefix of cells
-	for n < len(cells) && len(cells[n].subjects) < k {
-		for s := range cells[n].subjects {
-			hidden[s] = struct{}{}
-		}
-		n++
+	hidden := make([]bool, len(cells))
+	for i, c := range cells {
+		hidden[i] = len(c.subjects) < k
 	}
-	for len(hidden) > 0 && len(hidden) < k && n < len(cells) {
-		for s := range cells[n].subjects {
-			hidden[s] = struct{}{}
-		}
-		n++
-	}
-	res := Result{Suppressed: n, Groups: make([]Group, 0, len(cells)-n)}
+	suppressComplements(cells, hidden, k)
+	res := Result{}
 	if t.noise != nil {
 		res.Scale = t.scale()
 	}
-	for _, c := range cells[n:] {
+	for i, c := range cells {
+		if hidden[i] {
+			res.Suppressed++
+			continue
+		}
 		v, err := t.figure(c, res.Scale, rnd)
 		if err != nil {
 			return Result{}, err
@@ -155,6 +152,56 @@ func (t *Table) Release(k int, rnd io.Reader) (Result, error) {
 	}
 	slices.SortFunc(res.Groups, func(a, b Group) int { return slices.Compare(a.Key, b.Key) })
 	return res, nil
+}
+
+// suppressComplements hides, in each coarser group of cells (sorted
+// smallest first), the smallest visible cells until the hidden cells of
+// the coarser group hold no subject or at least k, and repeats until no
+// coarser group needs more.
+func suppressComplements(cells []*cell, hidden []bool, k int) {
+	if len(cells) == 0 {
+		return
+	}
+	terms := len(cells[0].key)
+	for changed := true; changed; {
+		changed = false
+		// Each proper subset of the terms, as a bit mask, is a coarser
+		// grouping; the empty one is the grand total.
+		for mask := 0; mask < 1<<terms-1; mask++ {
+			coarse := map[string][]int{}
+			for i, c := range cells {
+				var b strings.Builder
+				for j, v := range c.key {
+					if mask&(1<<j) != 0 {
+						b.WriteString(v)
+						b.WriteByte(0)
+					}
+				}
+				coarse[b.String()] = append(coarse[b.String()], i)
+			}
+			for _, members := range coarse {
+				subjects := map[int32]struct{}{}
+				for _, i := range members {
+					if hidden[i] {
+						for s := range cells[i].subjects {
+							subjects[s] = struct{}{}
+						}
+					}
+				}
+				for _, i := range members { // smallest first
+					if len(subjects) == 0 || len(subjects) >= k {
+						break
+					}
+					if !hidden[i] {
+						hidden[i], changed = true, true
+						for s := range cells[i].subjects {
+							subjects[s] = struct{}{}
+						}
+					}
+				}
+			}
+		}
+	}
 }
 
 // scale returns the Laplace scale of the query's noise: its sensitivity
