@@ -129,6 +129,12 @@ const (
 	// declarations and the samples kept for the monitor.
 	ActionFlowExport Action = "flow-export"
 	ActionFlowRead   Action = "flow-read"
+	// ActionAggregate uses a field in aggregates (POST /v1/aggregate)
+	// without reading it: measured, or grouped and filtered by day, month
+	// or year when it is a date or a timestamp. Only groups of at least k
+	// distinct subjects are released. A field the principal may read in
+	// clear can be used in aggregates in every way without it.
+	ActionAggregate Action = "aggregate"
 )
 
 // ReadActions are the read actions in the order of the forms they release,

@@ -29,7 +29,15 @@ const (
 	CodeSuspended = "suspended"
 	// CodeRateLimited refuses an export beyond its flow's declared rate;
 	// the answer says when to retry.
-	CodeRateLimited      = "rate_limited"
+	CodeRateLimited = "rate_limited"
+	// The refusals of an aggregate query that the policy allows: it
+	// selects fewer than k subjects, or leaves out fewer than k
+	// (CodeQuerySetTooSmall); it differs from an earlier answered query by
+	// fewer than k subjects (CodeQueryOverlap); it asks for noise the
+	// principal's privacy budget no longer covers (CodeBudgetExhausted).
+	CodeQuerySetTooSmall = "query_set_too_small"
+	CodeQueryOverlap     = "query_overlap"
+	CodeBudgetExhausted  = "budget_exhausted"
 	CodeUnavailable      = "unavailable"       // a dependency cannot do its part; retry later
 	CodeAuditUnavailable = "audit_unavailable" // the audit log cannot record; nothing was released
 	CodeInternal         = "internal"          // anything unexpected; the cause is logged, not shown

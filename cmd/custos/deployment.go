@@ -186,6 +186,12 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		MaxModel:   cfg.Algorithms.ModelMiB << 20,
 		Governance: d.governance,
 		Flows:      flows,
+		Aggregates: custody.AggregatesConfig{
+			MinSubjects:  cfg.Aggregates.MinSubjects,
+			Budget:       cfg.Aggregates.Budget,
+			RequireNoise: cfg.Aggregates.RequireNoise,
+			History:      cfg.Aggregates.History,
+		},
 	})
 	if err != nil {
 		return nil, err

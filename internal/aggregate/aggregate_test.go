@@ -443,3 +443,29 @@ func TestReleaseMarginsRandom(t *testing.T) {
 		}
 	}
 }
+
+// FuzzQuery decodes and checks arbitrary request bodies: never a panic,
+// and every term Check leaves to the caller parses back to itself.
+func FuzzQuery(f *testing.F) {
+	f.Add([]byte(`{"collection":"watch_events","measure":"count","group_by":["video","users.country","day(at)"],"where":[{"term":"day(at)","from":"2026-11-20","to":"2026-11-27"}]}`))
+	f.Add([]byte(`{"collection":"watch_events","measure":"avg","field":"watched_ms","noise":{"epsilon":0.5,"max_value":600000}}`))
+	f.Add([]byte(`{"measure":"count_distinct","field":"year(users.birthdate)","where":[{"term":"video","in":["v1",2,true]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var q Query
+		if json.Unmarshal(body, &q) != nil || q.Check() != nil {
+			return
+		}
+		terms := append(slices.Clone(q.GroupBy), q.Field)
+		for _, w := range q.Where {
+			terms = append(terms, w.Term)
+			if _, err := Match(w, custos.TypeInt, ""); err != nil && len(w.In) > 0 {
+				t.Errorf("an in filter was refused: %v", err)
+			}
+		}
+		for _, s := range terms {
+			if tm, err := ParseTerm(s); err == nil && tm.String() != s {
+				t.Errorf("term %q parses to %q", s, tm.String())
+			}
+		}
+	})
+}

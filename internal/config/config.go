@@ -61,6 +61,8 @@ type Config struct {
 	// Governance says who signs changes to the policies and the schema,
 	// and who may suspend the operator.
 	Governance Governance `yaml:"governance,omitempty"`
+	// Aggregates configures aggregate queries (POST /v1/aggregate).
+	Aggregates Aggregates `yaml:"aggregates,omitempty"`
 
 	// Dir is the directory of the configuration file.
 	Dir string `yaml:"-"`
@@ -227,6 +229,22 @@ type Governance struct {
 	Require []string `yaml:"require,omitempty"`
 	// Suspender is the role whose keys sign suspensions. Default: monitor.
 	Suspender string `yaml:"suspender,omitempty"`
+}
+
+// Aggregates configures aggregate queries: figures over many subjects'
+// records, released only for groups of at least k distinct subjects.
+type Aggregates struct {
+	// MinSubjects is k by org of the principal; "default" applies to the
+	// orgs not listed. Default 50; at least 2.
+	MinSubjects map[string]int `yaml:"min_subjects,omitempty"`
+	// Budget is the privacy loss (the sum of epsilons) each principal may
+	// spend on noisy queries. Default 10.
+	Budget float64 `yaml:"budget,omitempty"`
+	// RequireNoise lists the orgs whose queries must ask for noise.
+	RequireNoise []string `yaml:"require_noise,omitempty"`
+	// History is the number of each org's latest answered queries a new
+	// query is compared with, to refuse differencing. Default 1000.
+	History int `yaml:"history,omitempty"`
 }
 
 // Limits caps what one request may ask.
@@ -430,6 +448,7 @@ func (c *Config) Validate() error {
 	c.validateAudit(bad)
 	c.validateAlgorithms(bad)
 	c.validateGovernance(bad)
+	c.validateAggregates(bad)
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key go together")
 	}
@@ -454,6 +473,29 @@ func (c *Config) Validate() error {
 		bad("limits.max_detokenize", "must be at most 256, the subjects one audit entry names")
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateAggregates(bad func(key, format string, args ...any)) {
+	a := c.Aggregates
+	for org, k := range a.MinSubjects {
+		if org != "default" && !slices.Contains(c.Identity.Orgs, org) {
+			bad("aggregates.min_subjects", "%q is neither default nor an org of identity.orgs", org)
+		}
+		if k < 2 || k > 1_000_000 {
+			bad("aggregates.min_subjects", "k of %s must be between 2 and 1000000, not %d: a group of one subject describes that subject", org, k)
+		}
+	}
+	for _, org := range a.RequireNoise {
+		if !slices.Contains(c.Identity.Orgs, org) {
+			bad("aggregates.require_noise", "%q is not an org of identity.orgs", org)
+		}
+	}
+	if a.Budget < 0 || a.Budget > 1000 {
+		bad("aggregates.budget", "must be between 0 and 1000")
+	}
+	if a.History < 0 || a.History > 100_000 {
+		bad("aggregates.history", "must be between 1 and 100000")
+	}
 }
 
 func (c *Config) validateIdentity(bad func(key, format string, args ...any)) {

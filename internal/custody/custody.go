@@ -105,6 +105,8 @@ type Config struct {
 	// Flows are the declared outbound flows; zero when the deployment
 	// declares none, and every export is refused.
 	Flows FlowsConfig
+	// Aggregates configures aggregate queries.
+	Aggregates AggregatesConfig
 }
 
 // Defaults of Config.
@@ -126,6 +128,9 @@ type Service struct {
 	// proposal changes them; flowLimiter holds each to its rate.
 	flows       atomic.Pointer[flow.Set]
 	flowLimiter *flow.Limiter
+	// agg serializes the check and the commit of aggregate queries
+	// against the ledger of earlier ones.
+	agg ledger
 }
 
 // New checks cfg and returns a Service.

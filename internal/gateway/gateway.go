@@ -171,6 +171,7 @@ func New(cfg Config) *Gateway {
 	s.route(mux, "/v1/algorithms/{name}/train", methods{"POST": s.auth(s.train)})
 	s.route(mux, "/v1/algorithms/{name}/recommend", methods{"POST": s.auth(s.recommend)})
 	s.route(mux, "/v1/audit/replay", methods{"POST": s.auth(s.replay)})
+	s.route(mux, "/v1/aggregate", methods{"POST": s.auth(s.aggregate)})
 	s.route(mux, bundlesPath, methods{"GET": s.auth(s.listAlgorithms), "POST": s.auth(s.submitAlgorithm)})
 	s.route(mux, "/v1/algorithms/{ref}", methods{"GET": s.auth(s.getAlgorithm)})
 	s.route(mux, "/v1/algorithms/{ref}/approvals", methods{"POST": s.auth(s.approveAlgorithm)})

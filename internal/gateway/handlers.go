@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/custos/custos"
+	"github.com/custos/custos/internal/aggregate"
 	"github.com/custos/custos/internal/custody"
 )
 
@@ -262,4 +263,21 @@ func (s *server) replay(w http.ResponseWriter, r *http.Request, req custody.Requ
 	}
 	setAuditIndex(w, rp.AuditIndex)
 	writeJSON(w, http.StatusOK, rp)
+}
+
+// aggregate answers POST /v1/aggregate: figures over many subjects'
+// records, released only for groups of at least k subjects.
+func (s *server) aggregate(w http.ResponseWriter, r *http.Request, req custody.Request) {
+	var q aggregate.Query
+	if err := decode(r, &q); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	res, err := s.cfg.Custody.Aggregate(r.Context(), req, q)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	setAuditIndex(w, res.AuditIndex)
+	writeJSON(w, http.StatusOK, res)
 }

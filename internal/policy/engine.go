@@ -31,7 +31,7 @@ const (
 var (
 	fieldActions = []custos.Action{
 		custos.ActionReadClear, custos.ActionReadToken, custos.ActionReadMasked,
-		custos.ActionWrite, custos.ActionDetokenize, custos.ActionApprove,
+		custos.ActionWrite, custos.ActionDetokenize, custos.ActionApprove, custos.ActionAggregate,
 	}
 	subjectActions   = []custos.Action{custos.ActionRegister, custos.ActionErase, custos.ActionReadHistory}
 	algorithmActions = []custos.Action{
