@@ -369,14 +369,15 @@ func (c *keyCache) key(ctx context.Context, subject string) (*vault.DataKey, err
 	return k, nil
 }
 
-// values returns rec's stored fields, opening its sealed part if sealed.
-func (c *keyCache) values(ctx context.Context, rec custos.SealedRecord, sealed bool) (map[string]json.RawMessage, error) {
-	raw := map[string]json.RawMessage{}
-	if err := json.Unmarshal(rec.Clear, &raw); err != nil {
+// values appends rec's stored fields to dst, opening its sealed part if
+// sealed.
+func (c *keyCache) values(ctx context.Context, dst []field, rec custos.SealedRecord, sealed bool) ([]field, error) {
+	dst, err := appendFields(dst[:0], rec.Clear)
+	if err != nil {
 		return nil, internal("decode record", err)
 	}
 	if !sealed || rec.Sealed == nil {
-		return raw, nil
+		return dst, nil
 	}
 	key, err := c.key(ctx, rec.Subject)
 	if err != nil {
@@ -386,10 +387,127 @@ func (c *keyCache) values(ctx context.Context, rec custos.SealedRecord, sealed b
 	if err != nil {
 		return nil, internal("open record", err)
 	}
-	if err := json.Unmarshal(plain, &raw); err != nil {
+	if dst, err = appendFields(dst, plain); err != nil {
 		return nil, internal("decode sealed fields", err)
 	}
-	return raw, nil
+	return dst, nil
+}
+
+// field is a stored field: its name and its value as stored.
+type field struct {
+	name  []byte
+	value json.RawMessage
+}
+
+// lookup returns the value of the named field, nil when absent; the last
+// one, as encoding/json decodes, if the field is there twice.
+func lookup(fs []field, name string) json.RawMessage {
+	for i := len(fs) - 1; i >= 0; i-- {
+		if string(fs[i].name) == name {
+			return fs[i].value
+		}
+	}
+	return nil
+}
+
+// appendFields appends the fields of obj, a JSON object of scalar values
+// as custody stores them (names without escapes), to dst, without
+// allocating: aggregates read millions of records. Anything else is
+// decoded by encoding/json.
+func appendFields(dst []field, obj []byte) ([]field, error) {
+	i, start := 0, len(dst)
+	ws := func() {
+		for i < len(obj) && (obj[i] == ' ' || obj[i] == '\t' || obj[i] == '\n' || obj[i] == '\r') {
+			i++
+		}
+	}
+	slow := func() ([]field, error) {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(obj, &m); err != nil {
+			return nil, err
+		}
+		dst = dst[:start]
+		for k, v := range m {
+			dst = append(dst, field{name: []byte(k), value: v})
+		}
+		return dst, nil
+	}
+	ws()
+	if i == len(obj) || obj[i] != '{' {
+		return slow()
+	}
+	i++
+	ws()
+	if i < len(obj) && obj[i] == '}' {
+		return dst, nil
+	}
+	for i < len(obj) {
+		// "name"
+		if obj[i] != '"' {
+			return slow()
+		}
+		j := i + 1
+		for j < len(obj) && obj[j] != '"' && obj[j] != '\\' && obj[j] < 0x80 {
+			j++
+		}
+		if j == len(obj) || obj[j] != '"' {
+			return slow()
+		}
+		name := obj[i+1 : j]
+		i = j + 1
+		ws()
+		if i == len(obj) || obj[i] != ':' {
+			return slow()
+		}
+		i++
+		ws()
+		// a scalar value: a string (with escapes) or a literal
+		j = i
+		if j < len(obj) && obj[j] == '"' {
+			j++
+			for j < len(obj) && obj[j] != '"' {
+				if obj[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(obj) {
+				return slow()
+			}
+			j++
+		} else {
+			for j < len(obj) && obj[j] != ',' && obj[j] != '}' && obj[j] != ' ' && obj[j] != '\n' {
+				if obj[j] == '{' || obj[j] == '[' || obj[j] == '"' {
+					return slow()
+				}
+				j++
+			}
+		}
+		if j == i {
+			return slow()
+		}
+		dst = append(dst, field{name: name, value: obj[i:j]})
+		i = j
+		ws()
+		if i == len(obj) {
+			break
+		}
+		switch obj[i] {
+		case ',':
+			i++
+			ws()
+			continue
+		case '}':
+			i++
+			ws()
+			if i != len(obj) {
+				return slow()
+			}
+			return dst, nil
+		}
+		break
+	}
+	return slow()
 }
 
 // walk calls fn with every record of coll, in pages.
@@ -424,6 +542,7 @@ func (s *Service) tabulate(ctx context.Context, r Request, p *plan) (*aggregate.
 	numbers := map[string]int32{}
 	var hashes []uint64
 	vals := make([]string, len(p.terms))
+	var fields []field
 	err := s.walk(ctx, p.coll.Name, func(rec custos.SealedRecord) error {
 		n, ok := numbers[rec.Subject]
 		if !ok {
@@ -432,14 +551,15 @@ func (s *Service) tabulate(ctx context.Context, r Request, p *plan) (*aggregate.
 			hashes = append(hashes, subjectHash(s.cfg.Tokens.Pseudonym("aggregate", rec.Subject)))
 		}
 		tb.See(n)
-		raw, err := keys.values(ctx, rec, p.sealed)
+		var err error
+		fields, err = keys.values(ctx, fields, rec, p.sealed)
 		if err != nil {
 			return err
 		}
 		for i, t := range p.terms {
 			var ok bool
 			if t.coll == p.coll {
-				vals[i], ok, err = render(t, raw[t.Field])
+				vals[i], ok, err = render(t, lookup(fields, t.Field))
 			} else {
 				vals[i], ok = p.joined(i, rec.Subject)
 			}
@@ -495,13 +615,13 @@ func (s *Service) loadJoin(ctx context.Context, keys *keyCache, p *plan, j *join
 		if rec.ID != rec.Subject {
 			return nil
 		}
-		raw, err := keys.values(ctx, rec, sealed)
+		fields, err := keys.values(ctx, nil, rec, sealed)
 		if err != nil {
 			return err
 		}
 		vals := make([]string, len(j.terms))
 		for n, i := range j.terms {
-			v, ok, err := render(p.terms[i], raw[p.terms[i].Field])
+			v, ok, err := render(p.terms[i], lookup(fields, p.terms[i].Field))
 			if err != nil || !ok {
 				return err
 			}

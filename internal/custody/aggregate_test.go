@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/custos/custos"
 	"github.com/custos/custos/internal/aggregate"
@@ -280,5 +283,71 @@ func TestAggregateDefaultK(t *testing.T) {
 	_, err := f.svc.Aggregate(context.Background(), engineer, aggregate.Query{Collection: "watch_events", Measure: aggregate.Count})
 	if custos.ErrorCode(err) != custos.CodeQuerySetTooSmall || !strings.Contains(err.Error(), "50") {
 		t.Errorf("40 subjects under the default k: %v, want %s naming 50", err, custos.CodeQuerySetTooSmall)
+	}
+}
+
+// BenchmarkAggregate measures aggregate queries of the analyst abroad over
+// a million watch events of 10,000 users in SQLite (CUSTOS_BENCH_EVENTS
+// changes the number): daily counts per video and country (every record
+// opened, the country joined from users), and counts per video (clear
+// fields only).
+func BenchmarkAggregate(b *testing.B) {
+	if testing.Short() {
+		b.Skip("fills a store of a million records")
+	}
+	events := 1_000_000
+	if v := os.Getenv("CUSTOS_BENCH_EVENTS"); v != "" {
+		var err error
+		if events, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const users = 10_000
+	f := newFixture(b)
+	ctx := context.Background()
+	start := time.Now()
+	cs := []string{"US", "US", "US", "US", "US", "US", "US", "PR", "GU", "AS"}
+	for i := range users {
+		id := fmt.Sprintf("u%05d", i)
+		if _, err := f.svc.Register(ctx, svc, custos.Subject{ID: id, Residency: "US"}); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.svc.PutForBench(ctx, "users", id, raw(map[string]string{"id": `"` + id + `"`, "handle": `"h` + id + `"`, "country": `"` + cs[i%len(cs)] + `"`})); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	zipf := rand.NewZipf(r, 1.2, 1, 999)
+	day := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	for i := range events {
+		at := day.Add(time.Duration(r.Int64N(int64(14 * 24 * time.Hour)))).Format(time.RFC3339)
+		fields := raw(map[string]string{
+			"user": fmt.Sprintf(`"u%05d"`, r.IntN(users)), "video": fmt.Sprintf(`"v%03d"`, zipf.Uint64()),
+			"watched_ms": strconv.Itoa(r.IntN(60000)), "at": `"` + at + `"`,
+		})
+		if err := f.svc.PutForBench(ctx, "watch_events", fmt.Sprintf("w%07d", i), fields); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("filled %d users and %d watch events in %v", users, events, time.Since(start).Round(time.Second))
+	s := aggregates(b, f, func(c *custody.AggregatesConfig) { c.MinSubjects = nil })
+	for _, bc := range []struct {
+		name string
+		q    aggregate.Query
+	}{
+		{"daily-by-video-country", aggregate.Query{Collection: "watch_events", Measure: aggregate.Count, GroupBy: []string{"video", "users.country", "day(at)"}}},
+		{"by-video", aggregate.Query{Collection: "watch_events", Measure: aggregate.Count, GroupBy: []string{"video"}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var res custody.AggregateResult
+			for b.Loop() {
+				var err error
+				if res, err = s.Aggregate(ctx, engineer, bc.q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			b.Logf("%d groups released, %d suppressed", len(res.Groups), res.Suppressed)
+		})
 	}
 }
