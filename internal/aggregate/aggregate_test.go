@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/custos/custos"
 )
@@ -82,6 +83,9 @@ func TestRender(t *testing.T) {
 	}{
 		{custos.TypeTimestamp, Day, `"2026-11-21T23:30:00-05:00"`, "2026-11-22"},
 		{custos.TypeTimestamp, Month, `"2026-11-21T10:00:00Z"`, "2026-11"},
+		{custos.TypeTimestamp, Day, `"2026-11-21T10:00:00.123Z"`, "2026-11-21"},
+		{custos.TypeTimestamp, Year, `"2026-12-31T23:00:00-02:00"`, "2027"},
+		{custos.TypeString, "", `"caf\u00e9 \"x\""`, `café "x"`},
 		{custos.TypeDate, Year, `"1990-04-12"`, "1990"},
 		{custos.TypeString, "", `"US"`, "US"},
 		{custos.TypeInt, "", `15000`, "15000"},
@@ -465,6 +469,27 @@ func FuzzQuery(f *testing.F) {
 		for _, s := range terms {
 			if tm, err := ParseTerm(s); err == nil && tm.String() != s {
 				t.Errorf("term %q parses to %q", s, tm.String())
+			}
+		}
+	})
+}
+
+// FuzzRenderTimestamp holds the text fast path of bucketing to the parse
+// of the timestamp.
+func FuzzRenderTimestamp(f *testing.F) {
+	f.Add("2026-11-21T10:00:00Z")
+	f.Add("2026-11-21T23:30:00-05:00")
+	f.Add("1999-12-31T23:59:59.999999999Z")
+	f.Fuzz(func(t *testing.T, s string) {
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return
+		}
+		enc, _ := json.Marshal(s)
+		for bucket, layout := range map[string]string{Day: time.DateOnly, Month: "2006-01", Year: "2006"} {
+			got, err := Render(custos.TypeTimestamp, bucket, enc)
+			if want := tm.UTC().Format(layout); err != nil || got != want {
+				t.Errorf("Render(%q, %s) = %q, %v; want %q", s, bucket, got, err, want)
 			}
 		}
 	})

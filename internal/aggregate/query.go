@@ -260,12 +260,25 @@ func Render(t custos.FieldType, bucket string, enc json.RawMessage) (string, err
 		}
 		return string(enc), nil
 	}
-	var s string
-	if err := json.Unmarshal(enc, &s); err != nil {
-		return "", fmt.Errorf("stored value is not a string")
+	s, ok := plainString(enc)
+	if !ok {
+		if err := json.Unmarshal(enc, &s); err != nil {
+			return "", fmt.Errorf("stored value is not a string")
+		}
 	}
 	if bucket == "" {
 		return s, nil
+	}
+	// A timestamp in UTC, as most are stored, is bucketed by its text.
+	if t == custos.TypeTimestamp && len(s) >= 20 && s[len(s)-1] == 'Z' && s[10] == 'T' {
+		switch bucket {
+		case Day:
+			return s[:10], nil
+		case Month:
+			return s[:7], nil
+		case Year:
+			return s[:4], nil
+		}
 	}
 	var tm time.Time
 	var err error
@@ -288,6 +301,20 @@ func Render(t custos.FieldType, bucket string, enc json.RawMessage) (string, err
 		return tm.Format("2006-01"), nil
 	}
 	return tm.Format("2006"), nil
+}
+
+// plainString returns the text of enc, a JSON string, when it holds
+// nothing to unescape.
+func plainString(enc json.RawMessage) (string, bool) {
+	if len(enc) < 2 || enc[0] != '"' || enc[len(enc)-1] != '"' {
+		return "", false
+	}
+	for _, c := range enc[1 : len(enc)-1] {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return "", false
+		}
+	}
+	return string(enc[1 : len(enc)-1]), true
 }
 
 // Match returns the test of filter f on the rendered values of a term of

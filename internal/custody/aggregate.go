@@ -510,23 +510,37 @@ func appendFields(dst []field, obj []byte) ([]field, error) {
 	return slow()
 }
 
-// walk calls fn with every record of coll, in pages.
+// walk calls fn with every record of coll, in pages; the next page is
+// read while fn works through the last.
 func (s *Service) walk(ctx context.Context, coll string, fn func(custos.SealedRecord) error) error {
-	for after := ""; ; {
-		recs, err := s.cfg.Store.Records(ctx, coll, after, recordsPage)
-		if err != nil {
-			return internal("list records", err)
+	type page struct {
+		recs []custos.SealedRecord
+		err  error
+	}
+	read := func(after string) <-chan page {
+		ch := make(chan page, 1)
+		go func() {
+			recs, err := s.cfg.Store.Records(ctx, coll, after, recordsPage)
+			ch <- page{recs, err}
+		}()
+		return ch
+	}
+	for next := read(""); next != nil; {
+		p := <-next
+		if p.err != nil {
+			return internal("list records", p.err)
 		}
-		for _, rec := range recs {
+		next = nil
+		if len(p.recs) == recordsPage {
+			next = read(p.recs[len(p.recs)-1].ID)
+		}
+		for _, rec := range p.recs {
 			if err := fn(rec); err != nil {
 				return err
 			}
 		}
-		if len(recs) < recordsPage {
-			return nil
-		}
-		after = recs[len(recs)-1].ID
 	}
+	return nil
 }
 
 // tabulate walks the queried collection into a table, subjects numbered
