@@ -60,7 +60,8 @@ type Config struct {
 const MaxItems = 1 << 30
 
 // The default sizes, those of the demo: 6,600 records, which custos on
-// SQLite stores in about 15 to 25 seconds on two cores.
+// SQLite stores through its API in 11 to 28 seconds on two cores busy with
+// other work too.
 const (
 	DefaultUsers  = 500
 	DefaultVideos = 100
