@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custos/custos/algo/guest"
+	"github.com/custos/custos/examples/covisit"
 	"github.com/custos/custos/internal/schema"
 	"github.com/custos/custos/internal/starter"
 )
@@ -302,4 +304,45 @@ func BenchmarkUsers(b *testing.B) {
 		_ = u.Record()
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "users/s")
+}
+
+// TestLearnable checks that the sample recommender learns the users'
+// tastes from a platform of the default size: most of what it recommends
+// to a user is of the topics they prefer, which hold about a fifth of the
+// videos.
+func TestLearnable(t *testing.T) {
+	p := newPlatform(t, Config{Seed: 1, Users: DefaultUsers, Videos: DefaultVideos, Events: DefaultEvents})
+	var events, catalogue []guest.Record
+	history := map[string][]guest.Record{}
+	for e := range p.Events() {
+		r := guest.Record{"user": e.User, "video": e.Video}
+		events = append(events, r)
+		history[e.User] = append(history[e.User], r)
+	}
+	for v := range p.Videos() {
+		catalogue = append(catalogue, guest.Record{"id": v.ID})
+	}
+	alg := covisit.Algorithm{}
+	model, err := alg.Train(guest.TrainInput{ABI: 1, Seed: "1", Collections: map[string][]guest.Record{"watch_events": events, "videos": catalogue}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, all := 0, 0
+	for u := range DefaultUsers {
+		items, err := alg.Recommend(model, guest.RecommendInput{ABI: 1, Seed: "1", Subject: p.UserID(u), K: 5,
+			History: map[string][]guest.Record{"watch_events": history[p.UserID(u)]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := p.taste(u)
+		for _, v := range items {
+			if topic := p.Video(index(v)).Topic; topic == a || topic == b {
+				in++
+			}
+			all++
+		}
+	}
+	if share := float64(in) / float64(all); share < 0.6 {
+		t.Errorf("%.2f of the recommendations are of topics their users prefer, want over 0.6", share)
+	}
 }
