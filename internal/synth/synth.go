@@ -43,7 +43,8 @@ type Config struct {
 	// Users, Videos and Events are how many of each to make: at least one
 	// user and one video, at most MaxItems of each.
 	Users, Videos, Events int
-	// Topics is how many topics videos belong to, at most Videos; default 8.
+	// Topics is how many topics videos belong to, default 8; a platform of
+	// fewer videos has one topic per video.
 	Topics int
 	// Days is how many days the events are spread over; default 14.
 	Days int
@@ -52,7 +53,8 @@ type Config struct {
 	End time.Time
 	// Jurisdiction is where every user resides (an ISO 3166-1 alpha-2
 	// code); default "US". In the US, a small share of users have the code
-	// of a territory as their country.
+	// of a territory as their country; elsewhere, every user has the
+	// jurisdiction's (and a phone number of the US still).
 	Jurisdiction string
 }
 
