@@ -143,7 +143,10 @@ var hints = map[string]string{
 	custody.CodeAlgorithmFailed: "the algorithm failed or returned what may not leave; the server's log says why",
 }
 
-func problemError(status int, data []byte) error {
+func problemError(status int, data []byte) error { return refusal(status, data, hints) }
+
+// refusal is problemError with a hint from hints.
+func refusal(status int, data []byte, hints map[string]string) error {
 	var p struct {
 		Code   string `json:"code"`
 		Detail string `json:"detail"`

@@ -24,6 +24,7 @@ Usage:
     custos init DIR [--jurisdiction US] [--location LABEL] [--name NAME]
     custos serve --config DIR/custos.yaml [--listen 127.0.0.1:8080]
     custos demo [--listen 127.0.0.1:8080]
+    custos load --server URL --token TOKEN [--users N] [--videos N] [--events N] [--seed S] [--concurrency C] [--jurisdiction CC]
     custos token mint --config DIR/custos.yaml --sub ID --org ORG --loc CC [--roles a,b] [--vetted] [--ttl 1h]
     custos keys rotate --config DIR/custos.yaml
     custos policy test [--config DIR/custos.yaml] FILE
@@ -89,6 +90,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = e.serve(ctx, rest)
 	case "demo":
 		err = e.demo(ctx, rest)
+	case "load":
+		err = e.load(ctx, rest)
 	case "token":
 		err = e.token(rest)
 	case "keys":
@@ -138,10 +141,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 var errFailed = errors.New("failed")
 
 func newLogger(w io.Writer) *slog.Logger {
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			return slog.New(slog.NewTextHandler(w, nil))
-		}
+	if isTerminal(w) {
+		return slog.New(slog.NewTextHandler(w, nil))
 	}
 	return slog.New(slog.NewJSONHandler(w, nil))
 }
