@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/custos/custos/internal/synth"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
@@ -41,6 +44,7 @@ type demoRead struct {
 // TestDemo runs `custos demo` and does what it tells a new user to try,
 // with the tokens it prints, then stops it as Ctrl-C would.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr syncBuffer
@@ -50,13 +54,13 @@ func TestDemo(t *testing.T) {
 		exit <- Main(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--dir", dir}, &stdout, &stderr)
 	}()
 
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(3 * time.Minute)
 	for !strings.Contains(stdout.String(), "Press Ctrl-C") {
 		select {
 		case code := <-exit:
 			t.Fatalf("demo exited with %d before it was ready\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 		case <-deadline:
-			t.Fatalf("demo not ready within 30s\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+			t.Fatalf("demo not ready within 3 minutes\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -70,12 +74,20 @@ func TestDemo(t *testing.T) {
 			vars[k] = v
 		}
 	}
-	for _, k := range []string{"CUSTOS", "SVC", "STAFF", "APPROVER", "ENG", "MONITOR"} {
+	for _, k := range []string{"CUSTOS", "SVC", "STAFF", "APPROVER", "ENG", "ANALYST", "SGSVC", "MONITOR"} {
 		if vars[k] == "" {
 			t.Fatalf("demo printed no export %s=…:\n%s", k, out)
 		}
 	}
 	base := vars["CUSTOS"]
+	p, err := synth.New(synth.Config{Seed: 1, Users: synth.DefaultUsers, Videos: synth.DefaultVideos, Events: synth.DefaultEvents, Jurisdiction: "US"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := p.User(0)
+	if !strings.Contains(out, "\n8 of 8 steps went as the arrangement demands") || strings.Contains(out, "✗") {
+		t.Errorf("not every step went as the arrangement demands:\n%s\nstderr:\n%s", out, stderr.String())
+	}
 	if !strings.HasPrefix(out, "custos demo is serving "+base+" (deployment "+dir+")\n") {
 		t.Errorf("demo output starts %q", strings.SplitN(out, "\n", 2)[0])
 	}
@@ -99,7 +111,7 @@ func TestDemo(t *testing.T) {
 	read := func(token, purpose string) demoRead {
 		t.Helper()
 		var r demoRead
-		if err := json.Unmarshal(do("GET", "/v1/records/users/u1", token, purpose, "", 200), &r); err != nil {
+		if err := json.Unmarshal(do("GET", "/v1/records/users/u000001", token, purpose, "", 200), &r); err != nil {
 			t.Fatal(err)
 		}
 		return r
@@ -112,7 +124,7 @@ func TestDemo(t *testing.T) {
 
 	// The same record, read by each party.
 	staff := read(vars["STAFF"], "support")
-	if f := staff.Fields["email"]; f.Form != "clear" || str(f.Value) != "ada@example.com" {
+	if f := staff.Fields["email"]; f.Form != "clear" || str(f.Value) != user.Email {
 		t.Errorf("staff gets email %s %s, want it in clear", f.Form, f.Value)
 	}
 	eng := read(vars["ENG"], "")
@@ -120,7 +132,7 @@ func TestDemo(t *testing.T) {
 	if email.Form != "token" || !strings.HasPrefix(str(email.Value), "tk_") {
 		t.Errorf("engineer abroad gets email %s %s, want a token", email.Form, email.Value)
 	}
-	if f := eng.Fields["handle"]; f.Form != "clear" || str(f.Value) != "ada" {
+	if f := eng.Fields["handle"]; f.Form != "clear" || str(f.Value) != user.Handle {
 		t.Errorf("engineer abroad gets handle %s %s, want it in clear", f.Form, f.Value)
 	}
 	mon := read(vars["MONITOR"], "")
@@ -168,17 +180,33 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal(b, &det); err != nil {
 		t.Fatal(err)
 	}
-	if len(det.Values) != 1 || !det.Values[0].Found || det.Values[0].Token != tok || det.Values[0].Field != "users.email" || str(det.Values[0].Value) != "ada@example.com" {
+	if len(det.Values) != 1 || !det.Values[0].Found || det.Values[0].Token != tok || det.Values[0].Field != "users.email" || str(det.Values[0].Value) != user.Email {
 		t.Errorf("detokenize with approval: %s", b)
 	}
 	do("POST", "/v1/detokenize", vars["STAFF"], "", req, 403) // a grant serves once
 
-	// Erase a subject and get the custodian's signed receipt.
-	if b := do("DELETE", "/v1/subjects/u5", vars["SVC"], "", "", 200); !bytes.Contains(b, []byte("custos erasure receipt v1")) {
-		t.Errorf("erasure of u5: %s", b)
+	// The analyst's aggregate and the recommendation the demo prints.
+	var agg struct {
+		K      int
+		Groups []struct{ Key []string }
 	}
-	do("GET", "/v1/records/users/u5", vars["STAFF"], "support", "", 404)
-	do("GET", "/v1/records/videos/v-u5", vars["STAFF"], "support", "", 404)
+	b = do("POST", "/v1/aggregate", vars["ANALYST"], "", `{"collection":"watch_events","measure":"count","group_by":["video","users.country","day(at)"]}`, 200)
+	if err := json.Unmarshal(b, &agg); err != nil || agg.K != demoK || len(agg.Groups) == 0 {
+		t.Errorf("aggregate: %v %s", err, b)
+	}
+	var rec struct{ Items []string }
+	b = do("POST", "/v1/algorithms/covisit/recommend", vars["SVC"], "", `{"subject":"u000001","k":5}`, 200)
+	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Items) == 0 {
+		t.Errorf("recommend: %v %s", err, b)
+	}
+	do("GET", "/v1/flows/profiles-abroad/export?limit=3", vars["SGSVC"], "", "", 200)
+
+	// Erase a subject and get the custodian's signed receipt.
+	last := p.User(p.Config().Users - 1).ID
+	if b := do("DELETE", "/v1/subjects/"+last, vars["SVC"], "", "", 200); !bytes.Contains(b, []byte("custos erasure receipt v1")) {
+		t.Errorf("erasure of %s: %s", last, b)
+	}
+	do("GET", "/v1/records/users/"+last, vars["STAFF"], "support", "", 404)
 
 	// Ctrl-C stops the demo cleanly.
 	cancel()
@@ -190,7 +218,54 @@ func TestDemo(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("demo did not stop within 15s of cancel")
 	}
-	if strings.Contains(stderr.String(), "ada@example.com") {
+	if strings.Contains(stderr.String(), user.Email) {
 		t.Error("the log holds a protected value")
+	}
+}
+
+// TestDemoScriptFails plays the demo with --script against a deployment
+// whose policy lets the operator read every field in clear from anywhere:
+// the engineer's read abroad is not what the arrangement demands, and the
+// demo exits non-zero.
+func TestDemoScriptFails(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "demo")
+	if err := initDemo(dir); err != nil {
+		t.Fatal(err)
+	}
+	// Before the first start, the policies on disk are trusted as the
+	// signed ones.
+	pol := filepath.Join(dir, "policies", "custos.cedar")
+	b, err := os.ReadFile(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, "\npermit (principal, action == Custos::Action::\"read-clear\", resource is Custos::Field)\nwhen { principal.org == \"operator\" };\n"...)
+	if err := os.WriteFile(pol, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	code := Main(context.Background(), []string{"demo", "--script", "--listen", "127.0.0.1:0", "--dir", dir, "--users", "60", "--videos", "20", "--events", "300"}, &stdout, &stderr)
+	out := stdout.String()
+	if code == 0 {
+		t.Fatalf("demo --script exited 0 with a policy that releases protected fields abroad:\n%s", out)
+	}
+	step, _, _ := strings.Cut(out[strings.Index(out, "[2/8]"):], "[3/8]")
+	if !strings.Contains(step, "✗ not as the arrangement demands: protected field id came back in clear") {
+		t.Errorf("step 2 of the demo:\n%s", step)
+	}
+	if !strings.Contains(stderr.String(), "did not go as the arrangement demands") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+}
+
+// TestDemoScript plays the demo with --script on the starter deployment:
+// every step goes as the arrangement demands, and it exits 0.
+func TestDemoScript(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr syncBuffer
+	code := Main(context.Background(), []string{"demo", "--script", "--listen", "127.0.0.1:0", "--dir", filepath.Join(t.TempDir(), "demo")}, &stdout, &stderr)
+	if out := stdout.String(); code != 0 || !strings.Contains(out, "\n8 of 8 steps went as the arrangement demands") || strings.Contains(out, "Press Ctrl-C") {
+		t.Errorf("demo --script exited %d:\n%s\nstderr:\n%s", code, out, stderr.String())
 	}
 }

@@ -23,7 +23,7 @@ const usage = `custos is a trusted data custodian.
 Usage:
     custos init DIR [--jurisdiction US] [--location LABEL] [--name NAME]
     custos serve --config DIR/custos.yaml [--listen 127.0.0.1:8080]
-    custos demo [--listen 127.0.0.1:8080]
+    custos demo [--listen 127.0.0.1:8080] [--dir DIR] [--users N] [--videos N] [--events N] [--seed S] [--script]
     custos load --server URL --token TOKEN [--users N] [--videos N] [--events N] [--seed S] [--concurrency C] [--jurisdiction CC]
     custos token mint --config DIR/custos.yaml --sub ID --org ORG --loc CC [--roles a,b] [--vetted] [--ttl 1h]
     custos keys rotate --config DIR/custos.yaml
