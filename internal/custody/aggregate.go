@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -343,13 +344,17 @@ func (s *Service) planAggregate(r Request, q *aggregate.Query, coll *schema.Coll
 type keyCache struct {
 	s      *Service
 	reason custos.KeyReason
+	mu     sync.Mutex
 	keys   map[string]*vault.DataKey
 }
 
 const maxKeys = 1 << 16
 
 func (c *keyCache) key(ctx context.Context, subject string) (*vault.DataKey, error) {
-	if k, ok := c.keys[subject]; ok {
+	c.mu.Lock()
+	k, ok := c.keys[subject]
+	c.mu.Unlock()
+	if ok {
 		return k, nil
 	}
 	subj, err := c.s.subject(ctx, subject)
@@ -358,10 +363,12 @@ func (c *keyCache) key(ctx context.Context, subject string) (*vault.DataKey, err
 	}
 	reason := c.reason
 	reason.Subject = subject
-	k, err := c.s.key(ctx, subj, reason)
+	k, err = c.s.key(ctx, subj, reason)
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(c.keys) >= maxKeys {
 		clear(c.keys)
 	}
@@ -510,9 +517,9 @@ func appendFields(dst []field, obj []byte) ([]field, error) {
 	return slow()
 }
 
-// walk calls fn with every record of coll, in pages; the next page is
-// read while fn works through the last.
-func (s *Service) walk(ctx context.Context, coll string, fn func(custos.SealedRecord) error) error {
+// walk calls fn with every page of records of coll; the next page is read
+// while fn works through the last.
+func (s *Service) walk(ctx context.Context, coll string, fn func([]custos.SealedRecord) error) error {
 	type page struct {
 		recs []custos.SealedRecord
 		err  error
@@ -534,10 +541,8 @@ func (s *Service) walk(ctx context.Context, coll string, fn func(custos.SealedRe
 		if len(p.recs) == recordsPage {
 			next = read(p.recs[len(p.recs)-1].ID)
 		}
-		for _, rec := range p.recs {
-			if err := fn(rec); err != nil {
-				return err
-			}
+		if err := fn(p.recs); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -545,6 +550,8 @@ func (s *Service) walk(ctx context.Context, coll string, fn func(custos.SealedRe
 
 // tabulate walks the queried collection into a table, subjects numbered
 // in the order met, and returns the keyed hash of each numbered subject.
+// The records of a page are opened and rendered by one goroutine per CPU;
+// the table takes them in order.
 func (s *Service) tabulate(ctx context.Context, r Request, p *plan) (*aggregate.Table, []uint64, error) {
 	keys := &keyCache{s: s, reason: custos.KeyReason{Action: custos.ActionAggregate, Principal: r.Principal.ID, Purpose: r.Purpose}, keys: map[string]*vault.DataKey{}}
 	for _, j := range p.joins {
@@ -555,56 +562,92 @@ func (s *Service) tabulate(ctx context.Context, r Request, p *plan) (*aggregate.
 	tb := aggregate.NewTable(p.q)
 	numbers := map[string]int32{}
 	var hashes []uint64
-	vals := make([]string, len(p.terms))
-	var fields []field
-	err := s.walk(ctx, p.coll.Name, func(rec custos.SealedRecord) error {
-		n, ok := numbers[rec.Subject]
-		if !ok {
-			n = int32(len(hashes))
-			numbers[rec.Subject] = n
-			hashes = append(hashes, subjectHash(s.cfg.Tokens.Pseudonym("aggregate", rec.Subject)))
+	workers := runtime.GOMAXPROCS(0)
+	rows := make([]aggRow, recordsPage)
+	for i := range rows {
+		rows[i].vals = make([]string, len(p.terms))
+	}
+	err := s.walk(ctx, p.coll.Name, func(recs []custos.SealedRecord) error {
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		per := (len(recs) + workers - 1) / workers
+		for w := range workers {
+			lo, hi := min(w*per, len(recs)), min((w+1)*per, len(recs))
+			wg.Go(func() {
+				var fields []field
+				for i := lo; i < hi && errs[w] == nil; i++ {
+					fields, errs[w] = p.row(ctx, keys, recs[i], fields, &rows[i])
+				}
+			})
 		}
-		tb.See(n)
-		var err error
-		fields, err = keys.values(ctx, fields, rec, p.sealed)
-		if err != nil {
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
 			return err
 		}
-		for i, t := range p.terms {
-			var ok bool
-			if t.coll == p.coll {
-				vals[i], ok, err = render(t, lookup(fields, t.Field))
-			} else {
-				vals[i], ok = p.joined(i, rec.Subject)
-			}
-			if err != nil {
-				return err
-			}
+		for i, rec := range recs {
+			n, ok := numbers[rec.Subject]
 			if !ok {
-				return nil // a record without a term's field is left out
+				n = int32(len(hashes))
+				numbers[rec.Subject] = n
+				hashes = append(hashes, subjectHash(s.cfg.Tokens.Pseudonym("aggregate", rec.Subject)))
 			}
-		}
-		for i, m := range p.filters {
-			if !m(vals[p.groups+i]) {
-				return nil
+			tb.See(n)
+			if !rows[i].keep {
+				continue
 			}
-		}
-		var x float64
-		var d string
-		if p.measure >= 0 {
-			d = vals[p.measure]
-			if p.q.Measure == aggregate.Sum || p.q.Measure == aggregate.Avg {
-				if x, err = strconv.ParseFloat(d, 64); err != nil {
-					return internal("decode stored number", err)
-				}
+			if err := tb.Add(n, rows[i].vals[:p.groups], rows[i].x, rows[i].d); err != nil {
+				return custos.Errorf(custos.CodeInvalidRequest, "the query forms more than %d groups: group by fewer or coarser terms", aggregate.MaxGroups)
 			}
-		}
-		if err := tb.Add(n, vals[:p.groups], x, d); err != nil {
-			return custos.Errorf(custos.CodeInvalidRequest, "the query forms more than %d groups: group by fewer or coarser terms", aggregate.MaxGroups)
 		}
 		return nil
 	})
 	return tb, hashes, err
+}
+
+// aggRow is a record as a query sees it: its terms rendered, and whether it
+// passed the filters.
+type aggRow struct {
+	vals []string
+	keep bool
+	x    float64 // the measured number (sum, avg)
+	d    string  // the measured text (count_distinct)
+}
+
+// row renders rec into out, with fields as scratch space, which it
+// returns.
+func (p *plan) row(ctx context.Context, keys *keyCache, rec custos.SealedRecord, fields []field, out *aggRow) ([]field, error) {
+	out.keep = false
+	fields, err := keys.values(ctx, fields, rec, p.sealed)
+	if err != nil {
+		return fields, err
+	}
+	for i, t := range p.terms {
+		var ok bool
+		if t.coll == p.coll {
+			out.vals[i], ok, err = render(t, lookup(fields, t.Field))
+		} else {
+			out.vals[i], ok = p.joined(i, rec.Subject)
+		}
+		if err != nil || !ok {
+			return fields, err // a record without a term's field is left out
+		}
+	}
+	for i, m := range p.filters {
+		if !m(out.vals[p.groups+i]) {
+			return fields, nil
+		}
+	}
+	out.x, out.d = 0, ""
+	if p.measure >= 0 {
+		out.d = out.vals[p.measure]
+		if p.q.Measure == aggregate.Sum || p.q.Measure == aggregate.Avg {
+			if out.x, err = strconv.ParseFloat(out.d, 64); err != nil {
+				return fields, internal("decode stored number", err)
+			}
+		}
+	}
+	out.keep = true
+	return fields, nil
 }
 
 // render renders a stored value as the term says; ok is false when the
@@ -625,23 +668,30 @@ func render(t term, enc json.RawMessage) (string, bool, error) {
 func (s *Service) loadJoin(ctx context.Context, keys *keyCache, p *plan, j *join) error {
 	sealed := slices.ContainsFunc(j.terms, func(i int) bool { return p.terms[i].field.Class.Sealed() })
 	j.values = map[string][]string{}
-	return s.walk(ctx, j.coll.Name, func(rec custos.SealedRecord) error {
-		if rec.ID != rec.Subject {
-			return nil
-		}
-		fields, err := keys.values(ctx, nil, rec, sealed)
-		if err != nil {
-			return err
-		}
-		vals := make([]string, len(j.terms))
-		for n, i := range j.terms {
-			v, ok, err := render(p.terms[i], lookup(fields, p.terms[i].Field))
-			if err != nil || !ok {
+	var fields []field
+	return s.walk(ctx, j.coll.Name, func(recs []custos.SealedRecord) error {
+	records:
+		for _, rec := range recs {
+			if rec.ID != rec.Subject {
+				continue
+			}
+			var err error
+			if fields, err = keys.values(ctx, fields, rec, sealed); err != nil {
 				return err
 			}
-			vals[n] = v
+			vals := make([]string, len(j.terms))
+			for n, i := range j.terms {
+				v, ok, err := render(p.terms[i], lookup(fields, p.terms[i].Field))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue records
+				}
+				vals[n] = v
+			}
+			j.values[rec.Subject] = vals
 		}
-		j.values[rec.Subject] = vals
 		return nil
 	})
 }
