@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -316,18 +317,31 @@ func BenchmarkAggregate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	r := rand.New(rand.NewPCG(1, 2))
-	zipf := rand.NewZipf(r, 1.2, 1, 999)
+	// Eight writers, so that a store which shares commits can.
 	day := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	for i := range events {
-		at := day.Add(time.Duration(r.Int64N(int64(14 * 24 * time.Hour)))).Format(time.RFC3339)
-		fields := raw(map[string]string{
-			"user": fmt.Sprintf(`"u%05d"`, r.IntN(users)), "video": fmt.Sprintf(`"v%03d"`, zipf.Uint64()),
-			"watched_ms": strconv.Itoa(r.IntN(60000)), "at": `"` + at + `"`,
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(1, uint64(w)))
+			zipf := rand.NewZipf(r, 1.2, 1, 999)
+			for i := w; i < events; i += 8 {
+				at := day.Add(time.Duration(r.Int64N(int64(14 * 24 * time.Hour)))).Format(time.RFC3339)
+				fields := raw(map[string]string{
+					"user": fmt.Sprintf(`"u%05d"`, r.IntN(users)), "video": fmt.Sprintf(`"v%03d"`, zipf.Uint64()),
+					"watched_ms": strconv.Itoa(r.IntN(60000)), "at": `"` + at + `"`,
+				})
+				if err := f.svc.PutForBench(ctx, "watch_events", fmt.Sprintf("w%07d", i), fields); err != nil {
+					errs <- err
+					return
+				}
+			}
 		})
-		if err := f.svc.PutForBench(ctx, "watch_events", fmt.Sprintf("w%07d", i), fields); err != nil {
-			b.Fatal(err)
-		}
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
 	}
 	b.Logf("filled %d users and %d watch events in %v", users, events, time.Since(start).Round(time.Second))
 	s := aggregates(b, f, func(c *custody.AggregatesConfig) { c.MinSubjects = nil })
