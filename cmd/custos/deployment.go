@@ -331,8 +331,11 @@ func openGovernance(ctx context.Context, cfg *config.Config, d *deployment, log 
 		PolicyDir: cfg.Path(cfg.Policies), SchemaPath: cfg.Path(cfg.Schema), FlowsPath: cfg.Path(cfg.Flows.File),
 		Signers: signers, Require: g.Require, Suspender: g.Suspender,
 		Algorithms: func() (governance.Algorithms, error) { return configuredReviewers(cfg) },
-		Check:      d.check,
-		Install:    d.install,
+		Locations: func() (governance.Locations, error) {
+			return governance.Locations{Permitted: cfg.PermittedLocations}, nil
+		},
+		Check:   d.check,
+		Install: d.install,
 	}, d.recordGovernance(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the governance of the rules: %w", err)
