@@ -148,8 +148,11 @@ type Config struct {
 	Suspender string
 	// Check checks that proposed content of any kind loads where it is
 	// used (the board itself checks the form of every kind, and the sets'
-	// keys); Install puts applied content in force in memory. Install must
-	// not fail for content Check accepted.
+	// keys), when it is proposed and again when its last signature would
+	// apply it, since what it is checked against (the schema in force, the
+	// store in use) may have changed between. Install puts applied content
+	// in force in memory. Install must not fail for content Check
+	// accepted.
 	Check   func(Kind, Content) error
 	Install func(Kind, Content) error
 	// Now is the clock; time.Now when nil.
@@ -734,8 +737,8 @@ func (b *Board) List() []View {
 // becomes the signed state in force, the files the server loads are
 // rewritten, and Install puts it in force. A line that is not a configured
 // signer's signature over exactly that text is CodeInvalidSignature; a
-// second signature by one key, or a proposal that is applied or stale,
-// CodeConflict.
+// second signature by one key, a proposal that is applied or stale, or a
+// last signature over content Check no longer accepts, CodeConflict.
 func (b *Board) Sign(id, line string, rec Record) (View, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -796,6 +799,11 @@ func (b *Board) apply(id string, p, next *proposal, events []Event, rec Record) 
 	// one the signed text names.
 	if Digest(c) != next.parsed.Proposed || next.parsed.Deployment != b.cfg.Deployment {
 		return View{}, fmt.Errorf("proposal %s: the stored files are not the ones its text names; nothing applied", id)
+	}
+	if b.cfg.Check != nil {
+		if err := b.cfg.Check(k, c); err != nil {
+			return View{}, custos.Errorf(custos.CodeConflict, "the %s proposal %s puts in force no longer loads: %s; the signature is not taken and nothing is applied", k, id, err)
+		}
 	}
 	old := b.inForce[k]
 	b.inForce[k] = newSigned(c, id, now)

@@ -264,6 +264,41 @@ func TestRecordFailureChangesNothing(t *testing.T) {
 	}
 }
 
+// TestApplyChecksAgain checks that content is checked again by its last
+// signature: what Check accepted when it was proposed may no longer load
+// where it is used, and is then not put in force.
+func TestApplyChecksAgain(t *testing.T) {
+	e := newEnv(t)
+	var refuse bool
+	check := e.cfg.Check
+	e.cfg.Check = func(k Kind, c Content) error {
+		if refuse {
+			return errors.New("the store in use would no longer be permitted")
+		}
+		return check(k, c)
+	}
+	b := e.open(t)
+	v, _, err := b.Propose(KindLocations, Content{LocationsFile: Locations{Permitted: []string{"eu-west-1"}}.Marshal()}, e.rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sign(v.ID, sign(t, e.custodian, v.Text), e.rec); err != nil {
+		t.Fatal(err)
+	}
+	refuse = true
+	n := len(e.events)
+	if _, err := b.Sign(v.ID, sign(t, e.monitor, v.Text), e.rec); code(err) != custos.CodeConflict {
+		t.Fatalf("the last signature over content that no longer loads: %v", err)
+	}
+	if e.installed[KindLocations] != nil || len(e.events) != n || string(b.InForce(KindLocations)[LocationsFile]) != string(e.locations.Marshal()) {
+		t.Fatal("content that no longer loads was put in force, or the signature recorded")
+	}
+	refuse = false
+	if got, err := b.Sign(v.ID, sign(t, e.monitor, v.Text), e.rec); err != nil || got.State != StateApplied {
+		t.Fatalf("once it loads again: %+v, %v", got, err)
+	}
+}
+
 func TestLockedWithoutKeys(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.Signers = nil
