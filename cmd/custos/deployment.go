@@ -62,8 +62,8 @@ type deployment struct {
 // deployment named name; custodian.vkey verifies it.
 func receiptKeyName(name string) string { return name + "-custodian" }
 
-// openStore opens the configured store and refuses one whose declared
-// location is not permitted for the jurisdiction.
+// openStore opens the configured store. Whether its location is
+// permitted is checkLocation's to say, once the signed locations are known.
 func openStore(ctx context.Context, cfg *config.Config) (custos.Store, error) {
 	var st custos.Store
 	switch cfg.Store.Driver {
@@ -84,11 +84,22 @@ func openStore(ctx context.Context, cfg *config.Config) (custos.Store, error) {
 		}
 		st = s
 	}
-	if loc := st.Location(); !slices.Contains(cfg.PermittedLocations, loc) {
-		st.Close()
-		return nil, fmt.Errorf("the store declares location %q, which is not permitted for jurisdiction %s (permitted: %v): refusing to start", loc, cfg.Jurisdiction, cfg.PermittedLocations)
-	}
 	return st, nil
+}
+
+// checkLocation refuses a store whose declared location the signed
+// permitted locations do not list: the signed set decides, not the one
+// custos.yaml lists, which governance compares with it.
+func checkLocation(cfg *config.Config, st custos.Store, g *governance.Board) error {
+	l, err := governance.ParseLocations(g.InForce(governance.KindLocations)[governance.LocationsFile])
+	if err != nil {
+		return fmt.Errorf("the signed permitted locations: %w", err)
+	}
+	if loc := st.Location(); !slices.Contains(l.Permitted, loc) {
+		return fmt.Errorf("the store declares location %q, which the signed permitted locations of jurisdiction %s do not list (%v): refusing to start; a location is permitted by a signed proposal (custos propose --kind locations)",
+			loc, cfg.Jurisdiction, l.Permitted)
+	}
+	return nil
 }
 
 // openDeployment opens every component of the deployment cfg describes
@@ -113,8 +124,11 @@ func openDeployment(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		return nil, err
 	}
 	// The schema and the policies served are the signed ones, never the
-	// files as they are on disk.
+	// files as they are on disk; so are the locations the store may be in.
 	if d.governance, err = openGovernance(ctx, cfg, d, log); err != nil {
+		return nil, err
+	}
+	if err := checkLocation(cfg, d.store, d.governance); err != nil {
 		return nil, err
 	}
 	if d.schema, err = loadSchema(d.governance.InForce(governance.KindSchema)); err != nil {
@@ -311,9 +325,9 @@ func openVerifier(cfg *config.Config) (*identity.Verifier, error) {
 
 // openGovernance opens the board of the deployment's signed rules with the
 // keys the config lists, recording on the log what it finds: the first
-// signed rules (trust on first use), files on disk that differ from the
-// signed ones (refused), and the rules in force. Applied changes are put in
-// force in d.
+// signed rules (trust on first use), files on disk or sets in custos.yaml
+// that differ from the signed ones (refused), and the rules in force.
+// Applied changes are put in force in d.
 func openGovernance(ctx context.Context, cfg *config.Config, d *deployment, log *slog.Logger) (*governance.Board, error) {
 	g := cfg.Governance
 	signers := map[string][]string{}
@@ -331,8 +345,11 @@ func openGovernance(ctx context.Context, cfg *config.Config, d *deployment, log 
 		PolicyDir: cfg.Path(cfg.Policies), SchemaPath: cfg.Path(cfg.Schema), FlowsPath: cfg.Path(cfg.Flows.File),
 		Signers: signers, Require: g.Require, Suspender: g.Suspender,
 		Algorithms: func() (governance.Algorithms, error) { return configuredReviewers(cfg) },
-		Check:      d.check,
-		Install:    d.install,
+		Locations: func() (governance.Locations, error) {
+			return governance.Locations{Permitted: cfg.PermittedLocations}, nil
+		},
+		Check:   d.check,
+		Install: d.install,
 	}, d.recordGovernance(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open the governance of the rules: %w", err)
@@ -373,6 +390,17 @@ func (d *deployment) check(k governance.Kind, c governance.Content) error {
 		}
 		_, err := loadFlows(c, sc)
 		return err
+	case governance.KindLocations:
+		// The store in use stays permitted: no signed change makes the
+		// running deployment keep data where it may not.
+		l, err := governance.ParseLocations(c[governance.LocationsFile])
+		if err != nil || d.store == nil {
+			return err
+		}
+		if loc := d.store.Location(); !slices.Contains(l.Permitted, loc) {
+			return fmt.Errorf("the store in use is at %q, which would no longer be permitted: that would strand the data; move it to a location that stays permitted first", loc)
+		}
+		return nil
 	}
 	return nil // the signer set: checked by governance itself
 }
@@ -410,6 +438,14 @@ func (d *deployment) install(k governance.Kind, c governance.Content) error {
 			return err
 		}
 		d.custody.SetFlows(set)
+	case governance.KindLocations:
+		// Nothing to switch: the store in use is checked against the
+		// signed locations at start, and check kept it permitted.
+		l, err := governance.ParseLocations(c[governance.LocationsFile])
+		if err != nil {
+			return err
+		}
+		d.slog.Info("signed permitted locations in force", "permitted", l.Permitted, "store", d.store.Location())
 	}
 	d.slog.Info("signed rules put in force", "kind", string(k), "digest", governance.Digest(c))
 	return nil

@@ -23,7 +23,7 @@ import (
 // signatures, and the monitor's suspension of the operator.
 
 const (
-	proposeUse = "custos propose --server URL --token TOKEN|--token-file FILE --kind policy --dir NEWDIR | --kind schema|algorithms|signers|flows --file NEWFILE"
+	proposeUse = "custos propose --server URL --token TOKEN|--token-file FILE --kind policy --dir NEWDIR | --kind schema|algorithms|signers|flows|locations --file NEWFILE"
 	signUse    = "custos approve --server URL --token TOKEN|--token-file FILE --key FILE --proposal ID"
 	suspendUse = "custos suspend --server URL --token TOKEN|--token-file FILE --key FILE [--principal ID ...] --reason TEXT"
 	liftUse    = "custos lift --server URL --token TOKEN|--token-file FILE --key FILE [--principal ID ...] --reason TEXT"
@@ -47,8 +47,8 @@ type proposalReply struct {
 func (e *env) propose(ctx context.Context, args []string) error {
 	fs := e.flags("propose", proposeUse+"\n\nExample:\n    custos propose --server http://127.0.0.1:8080 --token $CUSTODIAN --kind policy --dir ./new-policies")
 	af := newAPIFlags(fs)
-	kind := fs.String("kind", "", "what the proposal changes: policy, schema, algorithms, signers or flows")
-	file := fs.String("file", "", "the new schema file (--kind schema), the new flows file (--kind flows), or a YAML file listing the reviewers' .vkey files and the approvals a bundle needs (--kind algorithms: \"reviewers: [alice.vkey, bob.vkey]\" and \"approvals: 2\"), or one listing the governance signers' .vkey files by role (--kind signers: \"signers: {custodian: [a.vkey], monitor: [m.vkey]}\", \"require: [custodian, monitor]\", \"suspender: monitor\")")
+	kind := fs.String("kind", "", "what the proposal changes: policy, schema, algorithms, signers, flows or locations")
+	file := fs.String("file", "", "the new schema file (--kind schema), the new flows file (--kind flows), or a YAML file listing the reviewers' .vkey files and the approvals a bundle needs (--kind algorithms: \"reviewers: [alice.vkey, bob.vkey]\" and \"approvals: 2\"), or one listing the governance signers' .vkey files by role (--kind signers: \"signers: {custodian: [a.vkey], monitor: [m.vkey]}\", \"require: [custodian, monitor]\", \"suspender: monitor\"), or one listing the storage locations where the data may reside (--kind locations: \"permitted_locations: [us-east-1, us-west-2]\")")
 	dir := fs.String("dir", "", "the directory of the whole new policy set, its *.cedar files (--kind policy)")
 	a, err := connect(fs, af, args, func() bool {
 		k := governance.Kind(*kind)
@@ -76,9 +76,9 @@ func (e *env) propose(ctx context.Context, args []string) error {
 	return nil
 }
 
-// readContent reads the proposed content of kind k: the signer or
-// reviewer set file lists, the schema or flows file, or the *.cedar files
-// of the policy directory.
+// readContent reads the proposed content of kind k: the signer set,
+// reviewer set or permitted locations file lists, the schema or flows
+// file, or the *.cedar files of the policy directory.
 func readContent(k governance.Kind, file, dir string) (governance.Content, error) {
 	c := governance.Content{}
 	if k == governance.KindSigners {
@@ -95,6 +95,14 @@ func readContent(k governance.Kind, file, dir string) (governance.Content, error
 			return nil, err
 		}
 		c[governance.AlgorithmsFile] = a.Marshal()
+		return c, nil
+	}
+	if k == governance.KindLocations {
+		l, err := readLocations(file)
+		if err != nil {
+			return nil, err
+		}
+		c[governance.LocationsFile] = l.Marshal()
 		return c, nil
 	}
 	if name, ok := map[governance.Kind]string{governance.KindSchema: governance.SchemaFile, governance.KindFlows: governance.FlowsFile}[k]; ok {
@@ -136,6 +144,24 @@ func readReviewers(file string) (governance.Algorithms, error) {
 		return governance.Algorithms{}, err
 	}
 	return governance.Algorithms{Reviewers: keys, Approvals: in.Approvals}, nil
+}
+
+// readLocations reads proposed permitted locations: a YAML file listing
+// the storage location labels as custos.yaml does.
+func readLocations(file string) (governance.Locations, error) {
+	data, err := safefile.ReadCapped(file, 64<<10)
+	if err != nil {
+		return governance.Locations{}, fmt.Errorf("couldn't read the permitted locations: %w", err)
+	}
+	var in struct {
+		Permitted []string `yaml:"permitted_locations"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&in); err != nil {
+		return governance.Locations{}, fmt.Errorf("%s: want \"permitted_locations: [LABEL, ...]\": %w", file, err)
+	}
+	return governance.Locations{Permitted: in.Permitted}, nil
 }
 
 // readSigners reads a proposed signer set: a YAML file listing the

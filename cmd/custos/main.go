@@ -43,7 +43,7 @@ Usage:
     custos algo recommend --server URL --token TOKEN --name NAME --subject ID [--k N]
     custos algo replay --server URL --token TOKEN --index N
     custos governance keygen --name NAME --dir DIR
-    custos propose --server URL --token TOKEN --kind policy --dir NEWDIR | --kind schema|algorithms|signers|flows --file NEWFILE
+    custos propose --server URL --token TOKEN --kind policy --dir NEWDIR | --kind schema|algorithms|signers|flows|locations --file NEWFILE
     custos approve --server URL --token TOKEN --key FILE --proposal ID
     custos proposals --server URL --token TOKEN
     custos suspend --server URL --token TOKEN --key FILE [--principal ID ...] --reason TEXT

@@ -37,7 +37,10 @@ type Config struct {
 	Jurisdiction string `yaml:"jurisdiction"`
 	// PermittedLocations lists the storage location labels where data of
 	// the jurisdiction may reside. custos refuses to start on a store whose
-	// location is not among them.
+	// location is not among them. The list at the first start is signed;
+	// from then on it changes only by signed proposals (kind locations),
+	// and the store is checked against the signed list: a list here that
+	// differs is refused.
 	PermittedLocations []string `yaml:"permitted_locations"`
 	Store              Store    `yaml:"store"`
 	// Keyring is the local keyring file made by `custos init` (mode 0600).
@@ -209,9 +212,9 @@ type Algorithms struct {
 func (a Algorithms) Enabled() bool { return len(a.Operators) > 0 || len(a.Reviewers) > 0 }
 
 // Governance configures the signed governance of the rules: a change to
-// the policies, the schema, the flows, the algorithm reviewer set or the signers is a
-// proposal that takes effect only once it carries one signature by a key
-// of each role in Require. Suspensions of the operator are signed by a key
+// the policies, the schema, the flows, the algorithm reviewer set, the
+// permitted locations or the signers is a proposal that takes effect only
+// once it carries one signature by a key of each role in Require. Suspensions of the operator are signed by a key
 // of the Suspender role. With no signers listed, no change can ever be
 // applied: the rules stay as they are. The first signers listed are
 // trusted on first use; from then on the signed set is the one in force,

@@ -52,6 +52,9 @@ func newGoverned(t *testing.T) *governed {
 		Dir: filepath.Join(dir, "governance"), Deployment: "custos-test",
 		PolicyDir: filepath.Join(dir, "policies"), SchemaPath: filepath.Join(dir, "schema.yaml"),
 		Signers: keys, Require: []string{"custodian", "monitor"}, Suspender: "monitor",
+		Locations: func() (governance.Locations, error) {
+			return governance.Locations{Permitted: []string{"us-local"}}, nil
+		},
 		Check: func(k governance.Kind, c governance.Content) error {
 			var err error
 			switch k {

@@ -1,9 +1,9 @@
 // Package governance keeps the rules a custos deployment runs under — its
 // Cedar policies, its schema, its declared outbound flows, the reviewer set
-// of its algorithm registry and the set of governance signers itself — and
-// the monitor's suspension
-// of the operator, and changes them only with the signatures the signed
-// signer set requires.
+// of its algorithm registry, the storage locations where its data may
+// reside and the set of governance signers itself — and the monitor's
+// suspension of the operator, and changes them only with the signatures
+// the signed signer set requires.
 //
 // A change is a proposal: a signed-note text (see Proposal) naming the kind
 // of rules, the digest of the content in force, the digest of the content
@@ -14,9 +14,10 @@
 // signed state in force (kept in the governance directory), the files the
 // server loads are rewritten from it, and Config.Install puts it in force
 // in memory. A proposal made against content that is no longer in force
-// is stale and never applies. The reviewer and signer sets have no files
-// of their own: the signed sets are the ones in force, and the ones the
-// configuration file lists are compared with them as the files are.
+// is stale and never applies. The reviewer set, the signer set and the
+// permitted locations have no files of their own: the signed sets are the
+// ones in force, and the ones the configuration file lists are compared
+// with them as the files are.
 //
 // Nothing unsigned is ever put in force: Open and Reload compare the files
 // on disk with the signed state, and content that differs is refused and
@@ -25,8 +26,9 @@
 // a directory without a signed state takes the files as they are (as
 // custos init wrote them) as the first signed state, and the first
 // non-empty reviewer and signer sets configured likewise, and says so in
-// the events it records; so does a kind a newer custos governs (flows) on
-// a signed state an older one wrote, which has no content of that kind.
+// the events it records; so does a kind a newer custos governs (flows,
+// locations) on a signed state an older one wrote, which has no content of
+// that kind.
 //
 // Every step — proposal, signature, application, refusal, suspension,
 // lift, and the digest of the rules in force at start and at each
@@ -126,6 +128,12 @@ type Config struct {
 	// The signed set is the one in force: the configuration's is compared
 	// with it, and refused when it differs, as files on disk are.
 	Algorithms func() (Algorithms, error)
+	// Locations is the set of permitted storage locations as the
+	// configuration file lists it, which stands for the files on disk of
+	// KindLocations. It must not be nil. The signed set is the one in
+	// force: the configuration's is compared with it, and refused when it
+	// differs, as files on disk are.
+	Locations func() (Locations, error)
 	// Signers lists the note verifier keys (NAME.vkey text) of each role,
 	// Require the roles a proposal needs one signature of each, and
 	// Suspender the role whose keys sign suspensions, as the configuration
@@ -140,8 +148,11 @@ type Config struct {
 	Suspender string
 	// Check checks that proposed content of any kind loads where it is
 	// used (the board itself checks the form of every kind, and the sets'
-	// keys); Install puts applied content in force in memory. Install must
-	// not fail for content Check accepted.
+	// keys), when it is proposed and again when its last signature would
+	// apply it, since what it is checked against (the schema in force, the
+	// store in use) may have changed between. Install puts applied content
+	// in force in memory. Install must not fail for content Check
+	// accepted.
 	Check   func(Kind, Content) error
 	Install func(Kind, Content) error
 	// Now is the clock; time.Now when nil.
@@ -206,6 +217,9 @@ func Open(cfg Config, rec Record) (*Board, error) {
 		cfg.Now = time.Now
 	}
 	b := &Board{cfg: cfg, inForce: map[Kind]*signed{}, proposals: map[string]*proposal{}}
+	if cfg.Locations == nil {
+		return nil, errors.New("the governance configuration lists no permitted locations")
+	}
 	if _, _, _, err := b.configured().keys(); err != nil {
 		return nil, err
 	}
@@ -288,9 +302,10 @@ func (b *Board) useSigners() error {
 }
 
 // addedKinds takes the files on disk of each kind the signed state does
-// not name, as at the first start: kinds a newer custos governs (flows)
-// in a deployment whose signed state an older one wrote. Only a kind with
-// no signed content at all is taken; one whose content is damaged is not.
+// not name, as at the first start: kinds a newer custos governs (flows,
+// locations) in a deployment whose signed state an older one wrote. Only a
+// kind with no signed content at all is taken; one whose content is
+// damaged is not.
 func (b *Board) addedKinds() ([]Event, error) {
 	var events []Event
 	for _, k := range Kinds {
@@ -372,6 +387,12 @@ func (b *Board) disk(k Kind) (Content, error) {
 			}
 		}
 		c[AlgorithmsFile] = a.Marshal()
+	case KindLocations:
+		l, err := b.cfg.Locations()
+		if err != nil {
+			return nil, err
+		}
+		c[LocationsFile] = l.Marshal()
 	case KindSchema:
 		data, err := safefile.ReadCapped(b.cfg.SchemaPath, MaxContent)
 		if err != nil {
@@ -716,8 +737,8 @@ func (b *Board) List() []View {
 // becomes the signed state in force, the files the server loads are
 // rewritten, and Install puts it in force. A line that is not a configured
 // signer's signature over exactly that text is CodeInvalidSignature; a
-// second signature by one key, or a proposal that is applied or stale,
-// CodeConflict.
+// second signature by one key, a proposal that is applied or stale, or a
+// last signature over content Check no longer accepts, CodeConflict.
 func (b *Board) Sign(id, line string, rec Record) (View, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -779,6 +800,11 @@ func (b *Board) apply(id string, p, next *proposal, events []Event, rec Record) 
 	if Digest(c) != next.parsed.Proposed || next.parsed.Deployment != b.cfg.Deployment {
 		return View{}, fmt.Errorf("proposal %s: the stored files are not the ones its text names; nothing applied", id)
 	}
+	if b.cfg.Check != nil {
+		if err := b.cfg.Check(k, c); err != nil {
+			return View{}, custos.Errorf(custos.CodeConflict, "the %s proposal %s puts in force no longer loads: %s; the signature is not taken and nothing is applied", k, id, err)
+		}
+	}
 	old := b.inForce[k]
 	b.inForce[k] = newSigned(c, id, now)
 	events = append(events, Event{Action: ActionApply, Kind: k, Proposal: id, Current: next.parsed.Current, Proposed: next.parsed.Proposed},
@@ -818,7 +844,7 @@ func (b *Board) apply(id string, p, next *proposal, events []Event, rec Record) 
 // writeFiles rewrites the files the server loads of kind k with c.
 func (b *Board) writeFiles(k Kind, c Content) error {
 	switch k {
-	case KindAlgorithms, KindSigners:
+	case KindAlgorithms, KindSigners, KindLocations:
 		// The server loads the signed set itself: custos.yaml is not
 		// rewritten.
 		return nil

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,8 +42,10 @@ type env struct {
 	cfg              Config
 	custodian, other key
 	monitor          key
-	events           []Event
-	installed        map[Kind]Content
+	// locations are the permitted locations the configuration lists.
+	locations Locations
+	events    []Event
+	installed map[Kind]Content
 }
 
 func (e *env) rec(evs []Event) error {
@@ -60,7 +64,8 @@ func (e *env) actions() []string {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{dir: dir, custodian: newKey(t, "custodian-1"), other: newKey(t, "custodian-2"), monitor: newKey(t, "monitor-1"), installed: map[Kind]Content{}}
+	e := &env{dir: dir, custodian: newKey(t, "custodian-1"), other: newKey(t, "custodian-2"), monitor: newKey(t, "monitor-1"),
+		locations: Locations{Permitted: []string{"us-east-1"}}, installed: map[Kind]Content{}}
 	os.MkdirAll(filepath.Join(dir, "policies"), 0o700)
 	os.WriteFile(filepath.Join(dir, "policies", "a.cedar"), []byte("permit (principal, action, resource);\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "schema.yaml"), []byte("version: 1\n"), 0o644)
@@ -70,6 +75,7 @@ func newEnv(t *testing.T) *env {
 		Signers:   map[string][]string{"custodian": {e.custodian.vkey, e.other.vkey}, "monitor": {e.monitor.vkey}},
 		Require:   []string{"custodian", "monitor"},
 		Suspender: "monitor",
+		Locations: func() (Locations, error) { return e.locations, nil },
 		Check: func(k Kind, c Content) error {
 			if strings.Contains(string(c[SchemaFile])+string(c["a.cedar"]), "invalid") {
 				return errors.New("does not parse")
@@ -255,6 +261,41 @@ func TestRecordFailureChangesNothing(t *testing.T) {
 	}
 	if e.installed[KindPolicy] != nil || len(b.InForce(KindPolicy)["a.cedar"]) != len("permit (principal, action, resource);\n") {
 		t.Fatal("a change was made without its record")
+	}
+}
+
+// TestApplyChecksAgain checks that content is checked again by its last
+// signature: what Check accepted when it was proposed may no longer load
+// where it is used, and is then not put in force.
+func TestApplyChecksAgain(t *testing.T) {
+	e := newEnv(t)
+	var refuse bool
+	check := e.cfg.Check
+	e.cfg.Check = func(k Kind, c Content) error {
+		if refuse {
+			return errors.New("the store in use would no longer be permitted")
+		}
+		return check(k, c)
+	}
+	b := e.open(t)
+	v, _, err := b.Propose(KindLocations, Content{LocationsFile: Locations{Permitted: []string{"eu-west-1"}}.Marshal()}, e.rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sign(v.ID, sign(t, e.custodian, v.Text), e.rec); err != nil {
+		t.Fatal(err)
+	}
+	refuse = true
+	n := len(e.events)
+	if _, err := b.Sign(v.ID, sign(t, e.monitor, v.Text), e.rec); code(err) != custos.CodeConflict {
+		t.Fatalf("the last signature over content that no longer loads: %v", err)
+	}
+	if e.installed[KindLocations] != nil || len(e.events) != n || string(b.InForce(KindLocations)[LocationsFile]) != string(e.locations.Marshal()) {
+		t.Fatal("content that no longer loads was put in force, or the signature recorded")
+	}
+	refuse = false
+	if got, err := b.Sign(v.ID, sign(t, e.monitor, v.Text), e.rec); err != nil || got.State != StateApplied {
+		t.Fatalf("once it loads again: %+v, %v", got, err)
 	}
 }
 
@@ -487,6 +528,124 @@ func FuzzParseSigners(f *testing.F) {
 	})
 }
 
+func TestParseLocations(t *testing.T) {
+	text := Locations{Permitted: []string{"us-west-2", "sqlite:us/dallas-dc1", "us-west-2"}}.Marshal()
+	if want := "{\n  \"permitted\": [\n    \"sqlite:us/dallas-dc1\",\n    \"us-west-2\"\n  ]\n}\n"; string(text) != want {
+		t.Fatalf("Marshal = %q, want %q", text, want)
+	}
+	l, err := ParseLocations(text)
+	if err != nil || !slices.Equal(l.Permitted, []string{"sqlite:us/dallas-dc1", "us-west-2"}) {
+		t.Fatalf("ParseLocations = %+v, %v", l, err)
+	}
+	many := make([]string, maxLocations+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("dc-%02d", i)
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"no location", Locations{}.Marshal()},
+		{"too many", Locations{Permitted: many}.Marshal()},
+		{"unsorted", []byte("{\n  \"permitted\": [\n    \"us-west-2\",\n    \"us-east-1\"\n  ]\n}\n")},
+		{"twice", []byte("{\n  \"permitted\": [\n    \"us-east-1\",\n    \"us-east-1\"\n  ]\n}\n")},
+		{"not indented", []byte(`{"permitted":["us-east-1"]}`)},
+		{"another field", []byte(`{"permitted":["us-east-1"],"default":"us-east-1"}`)},
+		{"empty label", Locations{Permitted: []string{""}}.Marshal()},
+		{"a space", Locations{Permitted: []string{"us east"}}.Marshal()},
+		{"a leading slash", Locations{Permitted: []string{"/us"}}.Marshal()},
+		{"a line break", Locations{Permitted: []string{"us\n"}}.Marshal()},
+		{"a label too long", Locations{Permitted: []string{strings.Repeat("a", 129)}}.Marshal()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if l, err := ParseLocations(tc.data); err == nil {
+				t.Fatalf("ParseLocations accepted %+v", l)
+			}
+		})
+	}
+	if _, err := ParseLocations(Locations{Permitted: []string{strings.Repeat("a", 128)}}.Marshal()); err != nil {
+		t.Fatalf("a label of 128 bytes: %v", err)
+	}
+}
+
+func FuzzParseLocations(f *testing.F) {
+	f.Add(Locations{Permitted: []string{"us-east-1", "sqlite:us/dallas-dc1"}}.Marshal())
+	f.Add(Locations{}.Marshal())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, err := ParseLocations(data)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(l.Marshal(), data) {
+			t.Fatalf("parsed %q, which writes %q", data, l.Marshal())
+		}
+	})
+}
+
+// TestLocations checks that the permitted locations are governed like the
+// reviewer set: the set the configuration lists at the first start is
+// trusted, a configuration listing others later is refused for the signed
+// set, and a proposal changes it once signed by every required role.
+func TestLocations(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.cfg
+	cfg.Locations = nil
+	if _, err := Open(cfg, e.rec); err == nil {
+		t.Fatal("Open without permitted locations")
+	}
+	b := e.open(t)
+	if got := string(b.InForce(KindLocations)[LocationsFile]); got != string(e.locations.Marshal()) {
+		t.Fatalf("first signed locations %q", got)
+	}
+	for _, tc := range []struct {
+		name string
+		c    Content
+	}{
+		{"another file", Content{"locations.yaml": []byte("permitted_locations: [us-east-1]\n")}},
+		{"no location", Content{LocationsFile: Locations{}.Marshal()}},
+		{"a bad label", Content{LocationsFile: Locations{Permitted: []string{"us east"}}.Marshal()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := b.Propose(KindLocations, tc.c, e.rec); code(err) != custos.CodeInvalidRequest {
+				t.Fatalf("Propose = %v", err)
+			}
+		})
+	}
+	// custos.yaml permits another location without a proposal: refused at
+	// start and at a reload, and the signed set stays in force.
+	e.locations = Locations{Permitted: []string{"eu-west-1", "us-east-1"}}
+	e.events = nil
+	b = e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "gov-unsigned,rules-in-force" || e.events[0].Kind != KindLocations || !e.events[0].Deny {
+		t.Fatalf("start recorded %s", got)
+	}
+	if err := b.Reload(e.rec); err == nil {
+		t.Fatal("Reload accepted unsigned locations")
+	}
+	if l, _ := ParseLocations(b.InForce(KindLocations)[LocationsFile]); !slices.Equal(l.Permitted, []string{"us-east-1"}) {
+		t.Fatalf("in force after an unsigned change: %+v", l)
+	}
+	v, _, err := b.Propose(KindLocations, Content{LocationsFile: e.locations.Marshal()}, e.rec)
+	if err != nil || !strings.Contains(v.Diff, "+    \"eu-west-1\",\n") {
+		t.Fatalf("Propose = %v, diff:\n%s", err, v.Diff)
+	}
+	if got, err := b.Sign(v.ID, sign(t, e.custodian, v.Text), e.rec); err != nil || got.State != StateOpen || e.installed[KindLocations] != nil {
+		t.Fatalf("the custodian's signature alone: %+v, %v", got, err)
+	}
+	if got, err := b.Sign(v.ID, sign(t, e.monitor, v.Text), e.rec); err != nil || got.State != StateApplied {
+		t.Fatalf("the monitor's signature: %+v, %v", got, err)
+	}
+	if l, _ := ParseLocations(e.installed[KindLocations][LocationsFile]); !slices.Equal(l.Permitted, e.locations.Permitted) {
+		t.Fatalf("installed %+v", l)
+	}
+	// The configuration now agrees with the signed set.
+	e.events = nil
+	e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "rules-in-force" {
+		t.Fatalf("start recorded %s", got)
+	}
+}
+
 func FuzzParseAlgorithms(f *testing.F) {
 	f.Add(Algorithms{Reviewers: []string{newKey(f, "alice").vkey}, Approvals: 1}.Marshal())
 	f.Add(Algorithms{}.Marshal())
@@ -593,6 +752,23 @@ func TestTamperedProposal(t *testing.T) {
 	}
 }
 
+// dropKind removes kind k from the signed state, as a custos that did not
+// govern it wrote the state.
+func dropKind(t *testing.T, e *env, k Kind) {
+	t.Helper()
+	path := filepath.Join(e.cfg.Dir, inForceFile)
+	var state map[string]json.RawMessage
+	data, _ := os.ReadFile(path)
+	if err := json.Unmarshal(data, &state); err != nil {
+		t.Fatal(err)
+	}
+	delete(state, string(k))
+	data, _ = json.Marshal(state)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestKindAddedByUpgrade opens a signed state written before custos
 // governed flows: the flows file on disk becomes the signed one, as at a
 // first start, and the other kinds stay as signed.
@@ -601,15 +777,7 @@ func TestKindAddedByUpgrade(t *testing.T) {
 	e.cfg.FlowsPath = filepath.Join(e.dir, "flows.yaml")
 	os.WriteFile(e.cfg.FlowsPath, []byte("flows: []\n"), 0o644)
 	e.open(t)
-	path := filepath.Join(e.cfg.Dir, inForceFile)
-	var state map[string]json.RawMessage
-	data, _ := os.ReadFile(path)
-	if err := json.Unmarshal(data, &state); err != nil {
-		t.Fatal(err)
-	}
-	delete(state, string(KindFlows))
-	data, _ = json.Marshal(state)
-	os.WriteFile(path, data, 0o600)
+	dropKind(t, e, KindFlows)
 	e.events = nil
 	b := e.open(t)
 	if got := strings.Join(e.actions(), ","); got != "gov-init,rules-in-force" || e.events[0].Kind != KindFlows {
@@ -630,5 +798,39 @@ func TestKindAddedByUpgrade(t *testing.T) {
 	e.open(t)
 	if got := strings.Join(e.actions(), ","); got != "gov-unsigned,rules-in-force" {
 		t.Errorf("an edited flows file recorded %s", got)
+	}
+}
+
+// TestLocationsAddedByUpgrade opens a signed state written before custos
+// governed the permitted locations: the set the configuration lists
+// becomes the signed one once, checked as a proposal of it is.
+func TestLocationsAddedByUpgrade(t *testing.T) {
+	e := newEnv(t)
+	e.open(t)
+	dropKind(t, e, KindLocations)
+	e.locations = Locations{Permitted: []string{"us-east-1", "us-east-2"}}
+	var checked Content
+	check := e.cfg.Check
+	e.cfg.Check = func(k Kind, c Content) error {
+		if k == KindLocations {
+			checked = c
+		}
+		return check(k, c)
+	}
+	e.events = nil
+	b := e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "gov-init,rules-in-force" || e.events[0].Kind != KindLocations {
+		t.Fatalf("opening an older signed state recorded %s", got)
+	}
+	if string(checked[LocationsFile]) != string(e.locations.Marshal()) {
+		t.Fatalf("checked %q", checked[LocationsFile])
+	}
+	if l, _ := ParseLocations(b.InForce(KindLocations)[LocationsFile]); !slices.Equal(l.Permitted, e.locations.Permitted) {
+		t.Fatalf("signed locations %+v", l)
+	}
+	e.events = nil
+	e.open(t)
+	if got := strings.Join(e.actions(), ","); got != "rules-in-force" {
+		t.Errorf("the next start recorded %s", got)
 	}
 }

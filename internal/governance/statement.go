@@ -36,10 +36,15 @@ const (
 	// KindFlows is the declared outbound flows: one file, FlowsFile (see
 	// internal/flow), empty when the deployment declares none.
 	KindFlows Kind = "flows"
+	// KindLocations is the storage locations where the jurisdiction's data
+	// may reside: one file, LocationsFile (see Locations).
+	KindLocations Kind = "locations"
 )
 
-// Kinds lists the kinds, in the order the rules in force name them.
-var Kinds = []Kind{KindPolicy, KindSchema, KindAlgorithms, KindSigners, KindFlows}
+// Kinds lists the kinds, in the order the rules in force name them. A kind
+// governed since an upgrade goes last, so that the rules digests of the
+// kinds before it keep their order.
+var Kinds = []Kind{KindPolicy, KindSchema, KindAlgorithms, KindSigners, KindFlows, KindLocations}
 
 // Content is the content of one kind of rules: files by base name. A
 // schema has one file, SchemaFile.
@@ -66,12 +71,13 @@ func (c Content) Files() map[string]string {
 }
 
 // SchemaFile names the one file of a schema's Content, AlgorithmsFile the
-// one file of the algorithms'.
+// one file of the algorithms', and so on.
 const (
 	SchemaFile     = "schema.yaml"
 	AlgorithmsFile = "algorithms.json"
 	SignersFile    = "signers.json"
 	FlowsFile      = "flows.yaml"
+	LocationsFile  = "locations.json"
 )
 
 // Bounds of what a proposal or statement holds.
@@ -95,7 +101,7 @@ var (
 // bounds. Whether the files parse is the caller's to check.
 func (k Kind) Check(c Content) error {
 	if !slices.Contains(Kinds, k) {
-		return fmt.Errorf("unknown kind %q: want policy, schema, algorithms, signers or flows", k)
+		return fmt.Errorf("unknown kind %q: want policy, schema, algorithms, signers, flows or locations", k)
 	}
 	if len(c) == 0 || len(c) > maxFiles {
 		return fmt.Errorf("a %s proposal holds between 1 and %d files", k, maxFiles)
@@ -113,6 +119,8 @@ func (k Kind) Check(c Content) error {
 			return fmt.Errorf("a signers proposal holds one file, %s", SignersFile)
 		case k == KindFlows && name != FlowsFile:
 			return fmt.Errorf("a flows proposal holds one file, %s", FlowsFile)
+		case k == KindLocations && name != LocationsFile:
+			return fmt.Errorf("a locations proposal holds one file, %s", LocationsFile)
 		case !utf8.Valid(data):
 			return fmt.Errorf("%s is not UTF-8 text", name)
 		}
@@ -127,6 +135,9 @@ func (k Kind) Check(c Content) error {
 		return err
 	case KindSigners:
 		_, err := ParseSigners(c[SignersFile])
+		return err
+	case KindLocations:
+		_, err := ParseLocations(c[LocationsFile])
 		return err
 	}
 	return nil
@@ -298,6 +309,59 @@ func ParseAlgorithms(data []byte) (Algorithms, error) {
 		return a, errors.New("the reviewer set is not canonical: reviewers sorted, indented as custos writes it")
 	}
 	return a, nil
+}
+
+// Locations is the set of storage location labels where the data of the
+// deployment's jurisdiction may reside, such as "us-east-1" or
+// "sqlite:us/dallas-dc1". Its content is its Marshal.
+type Locations struct {
+	Permitted []string `json:"permitted"`
+}
+
+// maxLocations bounds the permitted locations.
+const maxLocations = 64
+
+// locationRE is the form of a location label, as internal/config checks
+// the labels of custos.yaml.
+var locationRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$`)
+
+// Marshal returns the canonical text of l: indented JSON, each label once,
+// sorted.
+func (l Locations) Marshal() []byte {
+	l.Permitted = slices.Compact(slices.Sorted(slices.Values(l.Permitted)))
+	if l.Permitted == nil {
+		l.Permitted = []string{}
+	}
+	b, _ := json.MarshalIndent(l, "", "  ")
+	return append(b, '\n')
+}
+
+// ParseLocations parses the canonical text of a set of permitted
+// locations, refusing anything Marshal would not have written and a set of
+// no label, more than 64, or a label that is not letters, digits and
+// ._:/- (up to 128, starting with a letter or digit).
+func ParseLocations(data []byte) (Locations, error) {
+	var l Locations
+	if len(data) > 16<<10 {
+		return l, errors.New("the permitted locations are too large")
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&l); err != nil {
+		return l, fmt.Errorf("malformed permitted locations: %w", err)
+	}
+	if len(l.Permitted) == 0 || len(l.Permitted) > maxLocations {
+		return l, fmt.Errorf("permit between 1 and %d storage locations", maxLocations)
+	}
+	for _, p := range l.Permitted {
+		if !locationRE.MatchString(p) {
+			return l, fmt.Errorf("%q is not a location label: letters, digits and ._:/-, starting with a letter or digit", p)
+		}
+	}
+	if !bytes.Equal(l.Marshal(), data) {
+		return l, errors.New("the permitted locations are not canonical: each label once, sorted, indented as custos writes them")
+	}
+	return l, nil
 }
 
 // Digest returns "sha256:" and the hex SHA-256 of c: for each file in name
