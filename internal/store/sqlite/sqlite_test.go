@@ -313,3 +313,7 @@ func TestSecureDelete(t *testing.T) {
 		t.Errorf("the kept subject's ref is not in the database file")
 	}
 }
+
+func BenchmarkPutRecordConcurrent(b *testing.B) {
+	storetest.BenchPutRecordConcurrent(b, func(tb testing.TB) custos.Store { return open(tb) })
+}
