@@ -39,6 +39,8 @@ type writer struct {
 	queue  []*op
 	closed bool
 	idle   chan struct{} // closed when writeLoop returns
+
+	savepoint, rollbackTo, release *sql.Stmt // prepared on the writer
 }
 
 // write runs do in the next transaction of the writer, in a savepoint of
@@ -148,29 +150,29 @@ func (s *Store) commit(batch []*op, errs []error) error {
 		if errs[i] = w.ctx.Err(); errs[i] != nil {
 			continue
 		}
-		if errs[i], err = savepoint(ctx, tx, w.do); err != nil {
+		if errs[i], err = s.inSavepoint(ctx, tx, w.do); err != nil {
 			return err
 		}
 	}
 	return tx.Commit()
 }
 
-// savepoint runs do in a savepoint of tx and returns its error, having
+// inSavepoint runs do in a savepoint of tx and returns its error, having
 // rolled back what it did. It returns a second error when tx can no longer
 // commit: SQLite rolls back the whole transaction on some errors (a full
 // disk, an I/O error), and then the savepoint is gone.
-func savepoint(ctx context.Context, tx *sql.Tx, do func(context.Context, *sql.Tx) error) (failed, broken error) {
-	if _, err := tx.ExecContext(ctx, `SAVEPOINT write`); err != nil {
+func (s *Store) inSavepoint(ctx context.Context, tx *sql.Tx, do func(context.Context, *sql.Tx) error) (failed, broken error) {
+	if _, err := tx.StmtContext(ctx, s.savepoint).ExecContext(ctx); err != nil {
 		return nil, fmt.Errorf("couldn't begin savepoint: %w", err)
 	}
 	if failed = do(ctx, tx); failed != nil {
 		// failed is formatted with %v: it may wrap a sentinel that is this
 		// write's, not the other writes' of the transaction.
-		if _, err := tx.ExecContext(ctx, `ROLLBACK TO write`); err != nil {
+		if _, err := tx.StmtContext(ctx, s.rollbackTo).ExecContext(ctx); err != nil {
 			return failed, fmt.Errorf("couldn't roll back a failed write (%v): %w", failed, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `RELEASE write`); err != nil {
+	if _, err := tx.StmtContext(ctx, s.release).ExecContext(ctx); err != nil {
 		return failed, fmt.Errorf("couldn't release savepoint: %w", err)
 	}
 	return failed, nil

@@ -72,6 +72,10 @@ type Store struct {
 	// Statements of the hot reads, and of the reads a key rotation makes
 	// for every subject, prepared once per connection of r.
 	subject, record, tokenRefs, subjectTokenRefs *sql.Stmt
+
+	// Statements of the writes made on every write request, prepared once
+	// on w (prepareWrites).
+	insertSubject, subjectExists, recordOwner, upsertRecord, deleteRefs, insertRef *sql.Stmt
 }
 
 var _ custos.Store = (*Store)(nil)
@@ -108,7 +112,10 @@ func Open(path, location string) (*Store, error) {
 	s.more = sync.NewCond(&s.mu)
 	s.idle = make(chan struct{})
 	go s.writeLoop()
-	if s.location, err = migrate(w, location); err != nil {
+	if s.location, err = migrate(w, location); err == nil {
+		err = s.prepareWrites()
+	}
+	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("couldn't open store %s: %w", path, err)
 	}
@@ -146,6 +153,36 @@ func (s *Store) prepare() (err error) {
 	}
 	s.subjectTokenRefs, err = s.r.Prepare(`SELECT ` + refColumns + ` FROM token_refs WHERE subject = ?`)
 	return err
+}
+
+// prepareWrites prepares the statements of the writes made on every write
+// request, and of the savepoints around each write, on the writer: the
+// writer's transactions run them with Tx.StmtContext, which reuses a
+// statement prepared on their connection instead of parsing its SQL again.
+func (s *Store) prepareWrites() (err error) {
+	for _, p := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{
+		{&s.savepoint, `SAVEPOINT write`},
+		{&s.rollbackTo, `ROLLBACK TO write`},
+		{&s.release, `RELEASE write`},
+		{&s.insertSubject, `INSERT INTO subjects (id, residency, kek_id, wrapped_key, created_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
+		{&s.subjectExists, `SELECT count(*) FROM subjects WHERE id = ?`},
+		{&s.recordOwner, `SELECT subject FROM records WHERE collection = ? AND id = ?`},
+		{&s.upsertRecord, `INSERT INTO records (collection, id, subject, clear, sealed, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET
+			clear = excluded.clear, sealed = excluded.sealed, updated_at = excluded.updated_at`},
+		{&s.deleteRefs, `DELETE FROM token_refs WHERE collection = ? AND record = ?`},
+		{&s.insertRef, `INSERT INTO token_refs (` + refColumns + `)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`},
+	} {
+		if *p.stmt, err = s.w.Prepare(p.query); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dsn returns the modernc.org/sqlite DSN of the file at the absolute path,
@@ -234,7 +271,9 @@ func (s *Store) Close() error {
 	<-s.idle
 
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.subject, s.record, s.tokenRefs, s.subjectTokenRefs} {
+	for _, stmt := range []*sql.Stmt{s.subject, s.record, s.tokenRefs, s.subjectTokenRefs,
+		s.savepoint, s.rollbackTo, s.release,
+		s.insertSubject, s.subjectExists, s.recordOwner, s.upsertRecord, s.deleteRefs, s.insertRef} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
@@ -248,9 +287,7 @@ func (s *Store) Close() error {
 // CreateSubject implements custos.Store.
 func (s *Store) CreateSubject(ctx context.Context, sub custos.StoredSubject) (created bool, err error) {
 	err = s.write(ctx, 0, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO subjects (id, residency, kek_id, wrapped_key, created_at)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			sub.ID, sub.Residency, sub.Key.KEKID, notNull(sub.Key.Ciphertext), micros(sub.CreatedAt))
+		res, err := tx.StmtContext(ctx, s.insertSubject).ExecContext(ctx, sub.ID, sub.Residency, sub.Key.KEKID, notNull(sub.Key.Ciphertext), micros(sub.CreatedAt))
 		if err != nil {
 			return err
 		}
@@ -292,7 +329,7 @@ func (s *Store) PutRecord(ctx context.Context, r custos.SealedRecord, refs []cus
 	}
 	err = s.write(ctx, batchSize(r, refs), func(ctx context.Context, tx *sql.Tx) error {
 		var n int
-		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subjects WHERE id = ?`, r.Subject).Scan(&n)
+		err := tx.StmtContext(ctx, s.subjectExists).QueryRowContext(ctx, r.Subject).Scan(&n)
 		if err != nil {
 			return err
 		} else if n == 0 {
@@ -300,8 +337,7 @@ func (s *Store) PutRecord(ctx context.Context, r custos.SealedRecord, refs []cus
 		}
 
 		var owner string
-		err = tx.QueryRowContext(ctx, `SELECT subject FROM records WHERE collection = ? AND id = ?`,
-			r.Collection, r.ID).Scan(&owner)
+		err = tx.StmtContext(ctx, s.recordOwner).QueryRowContext(ctx, r.Collection, r.ID).Scan(&owner)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			created = true
@@ -311,13 +347,10 @@ func (s *Store) PutRecord(ctx context.Context, r custos.SealedRecord, refs []cus
 			return fmt.Errorf("record of another subject: %w", custos.ErrConflict)
 		}
 
-		if _, err := tx.ExecContext(ctx, `INSERT INTO records (collection, id, subject, clear, sealed, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET
-			clear = excluded.clear, sealed = excluded.sealed, updated_at = excluded.updated_at`,
-			r.Collection, r.ID, r.Subject, nullable(r.Clear), nullable(r.Sealed), micros(r.UpdatedAt)); err != nil {
+		if _, err := tx.StmtContext(ctx, s.upsertRecord).ExecContext(ctx, r.Collection, r.ID, r.Subject, nullable(r.Clear), nullable(r.Sealed), micros(r.UpdatedAt)); err != nil {
 			return err
 		}
-		return replaceRefs(ctx, tx, r, refs)
+		return s.replaceRefs(ctx, tx, r, refs)
 	})
 	if err != nil {
 		return false, fmt.Errorf("couldn't put record: %w", err)
@@ -325,20 +358,14 @@ func (s *Store) PutRecord(ctx context.Context, r custos.SealedRecord, refs []cus
 	return created, nil
 }
 
-func replaceRefs(ctx context.Context, tx *sql.Tx, r custos.SealedRecord, refs []custos.TokenRef) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM token_refs WHERE collection = ? AND record = ?`,
-		r.Collection, r.ID); err != nil {
+func (s *Store) replaceRefs(ctx context.Context, tx *sql.Tx, r custos.SealedRecord, refs []custos.TokenRef) error {
+	if _, err := tx.StmtContext(ctx, s.deleteRefs).ExecContext(ctx, r.Collection, r.ID); err != nil {
 		return err
 	}
 	if len(refs) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO token_refs (`+refColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
+	stmt := tx.StmtContext(ctx, s.insertRef)
 	for _, x := range refs {
 		if _, err := stmt.ExecContext(ctx, x.Index, x.KEKID, x.Audience, x.Subject, x.Collection, x.Record, x.Field, x.Sealed); err != nil {
 			return err
