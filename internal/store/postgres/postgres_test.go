@@ -184,3 +184,7 @@ func BenchmarkPutRecord(b *testing.B) { storetest.BenchPutRecord(b, open(b)) }
 func BenchmarkRecord(b *testing.B) { storetest.BenchRecord(b, open(b)) }
 
 func BenchmarkRecordParallel(b *testing.B) { storetest.BenchRecordParallel(b, open(b)) }
+
+func BenchmarkPutRecordConcurrent(b *testing.B) {
+	storetest.BenchPutRecordConcurrent(b, func(tb testing.TB) custos.Store { return open(tb) })
+}

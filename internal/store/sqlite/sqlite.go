@@ -2,15 +2,26 @@
 // runs custos on one machine. It uses modernc.org/sqlite: pure Go, no cgo.
 //
 // Durability: the database is in WAL mode with synchronous=FULL, so a
-// method that returns nil has had its change fsynced to the write-ahead log.
-// Foreign keys are enforced, and deleting a subject cascades to its records
-// and token refs inside the same transaction.
+// method that returns nil has had the commit that holds its change fsynced
+// to the write-ahead log. Foreign keys are enforced, and deleting a subject
+// cascades to its records and token refs inside the same transaction.
 //
-// Concurrency: every write goes through one connection, in a transaction
-// begun with BEGIN IMMEDIATE, so the writers of one process queue in Go
-// rather than fail with SQLITE_BUSY; reads go through a pool of read-only
-// (query_only) connections that WAL lets run beside the writer. Another
-// process writing the same file waits up to busy_timeout (10 s) for the lock.
+// Concurrency: every write goes through one goroutine and one connection,
+// and concurrent writes share commits (group commit). The writes made while
+// a transaction commits wait in a queue; the next transaction, begun with
+// BEGIN IMMEDIATE, takes those waiting, up to 256 of them or 1 MiB of
+// values, and runs each in a savepoint of its own, so that a write that
+// fails (ErrNotFound, ErrConflict, any error) is rolled back alone and its
+// error returned to its caller alone. The transaction commits once, with
+// one fsync, and only then does any of its writes return. No write waits
+// for a timer: a lone writer has a transaction to itself. A write whose
+// context is done before its turn in the transaction is not run; once run,
+// it is not interrupted, and its caller waits for the commit. A transaction
+// that fails to commit fails every write in it. The writers of one process
+// thus queue in Go rather than fail with SQLITE_BUSY; another process
+// writing the same file waits up to busy_timeout (10 s) for the lock. Reads
+// go through a pool of read-only (query_only) connections that WAL lets run
+// beside the writer.
 //
 // Trust: the file holds ciphertext, keyed hashes and ids; whoever can read
 // it learns which subjects exist and which records they have, not what the
@@ -35,6 +46,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/custos/custos"
@@ -55,10 +67,15 @@ type Store struct {
 	w        *sql.DB // one connection, for every write
 	r        *sql.DB // a pool of query_only connections
 	location string
+	writer   // the writes waiting for w
 
 	// Statements of the hot reads, and of the reads a key rotation makes
 	// for every subject, prepared once per connection of r.
 	subject, record, tokenRefs, subjectTokenRefs *sql.Stmt
+
+	// Statements of the writes made on every write request, prepared once
+	// on w (prepareWrites).
+	insertSubject, subjectExists, recordOwner, upsertRecord, deleteRefs, insertRef *sql.Stmt
 }
 
 var _ custos.Store = (*Store)(nil)
@@ -82,15 +99,24 @@ func Open(path, location string) (*Store, error) {
 	}
 	f.Close()
 
-	w, err := sql.Open("sqlite", dsn(abs, "_txlock=immediate"))
+	// The writer keeps its temporary files in memory: SQLite would write
+	// the journal of the savepoint around each write (commit.go) to a
+	// temporary file once it outgrows 64 KiB.
+	w, err := sql.Open("sqlite", dsn(abs, "_txlock=immediate", "_pragma=temp_store(MEMORY)"))
 	if err != nil {
 		return nil, fmt.Errorf("couldn't open store %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	s := &Store{w: w}
-	if s.location, err = migrate(w, location); err != nil {
-		w.Close()
+	s.more = sync.NewCond(&s.mu)
+	s.idle = make(chan struct{})
+	go s.writeLoop()
+	if s.location, err = migrate(w, location); err == nil {
+		err = s.prepareWrites()
+	}
+	if err != nil {
+		s.Close()
 		return nil, fmt.Errorf("couldn't open store %s: %w", path, err)
 	}
 
@@ -127,6 +153,36 @@ func (s *Store) prepare() (err error) {
 	}
 	s.subjectTokenRefs, err = s.r.Prepare(`SELECT ` + refColumns + ` FROM token_refs WHERE subject = ?`)
 	return err
+}
+
+// prepareWrites prepares the statements of the writes made on every write
+// request, and of the savepoints around each write, on the writer: the
+// writer's transactions run them with Tx.StmtContext, which reuses a
+// statement prepared on their connection instead of parsing its SQL again.
+func (s *Store) prepareWrites() (err error) {
+	for _, p := range []struct {
+		stmt  **sql.Stmt
+		query string
+	}{
+		{&s.savepoint, `SAVEPOINT write`},
+		{&s.rollbackTo, `ROLLBACK TO write`},
+		{&s.release, `RELEASE write`},
+		{&s.insertSubject, `INSERT INTO subjects (id, residency, kek_id, wrapped_key, created_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
+		{&s.subjectExists, `SELECT count(*) FROM subjects WHERE id = ?`},
+		{&s.recordOwner, `SELECT subject FROM records WHERE collection = ? AND id = ?`},
+		{&s.upsertRecord, `INSERT INTO records (collection, id, subject, clear, sealed, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET
+			clear = excluded.clear, sealed = excluded.sealed, updated_at = excluded.updated_at`},
+		{&s.deleteRefs, `DELETE FROM token_refs WHERE collection = ? AND record = ?`},
+		{&s.insertRef, `INSERT INTO token_refs (` + refColumns + `)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`},
+	} {
+		if *p.stmt, err = s.w.Prepare(p.query); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dsn returns the modernc.org/sqlite DSN of the file at the absolute path,
@@ -205,10 +261,19 @@ func migrate(db *sql.DB, location string) (string, error) {
 // Location returns the location label recorded in the store.
 func (s *Store) Location() string { return s.location }
 
-// Close closes the store. It may be called more than once.
+// Close closes the store, once the writes begun before it are committed;
+// writes begun after it fail. It may be called more than once.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.more.Signal()
+	<-s.idle
+
 	var errs []error
-	for _, stmt := range []*sql.Stmt{s.subject, s.record, s.tokenRefs, s.subjectTokenRefs} {
+	for _, stmt := range []*sql.Stmt{s.subject, s.record, s.tokenRefs, s.subjectTokenRefs,
+		s.savepoint, s.rollbackTo, s.release,
+		s.insertSubject, s.subjectExists, s.recordOwner, s.upsertRecord, s.deleteRefs, s.insertRef} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
@@ -219,32 +284,21 @@ func (s *Store) Close() error {
 	return errors.Join(append(errs, s.w.Close())...)
 }
 
-// inTx runs f in a write transaction and commits it if f returns nil.
-func (s *Store) inTx(ctx context.Context, f func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := f(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
-}
-
 // CreateSubject implements custos.Store.
-func (s *Store) CreateSubject(ctx context.Context, sub custos.StoredSubject) (bool, error) {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO subjects (id, residency, kek_id, wrapped_key, created_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		sub.ID, sub.Residency, sub.Key.KEKID, notNull(sub.Key.Ciphertext), micros(sub.CreatedAt))
+func (s *Store) CreateSubject(ctx context.Context, sub custos.StoredSubject) (created bool, err error) {
+	err = s.write(ctx, 0, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.insertSubject).ExecContext(ctx, sub.ID, sub.Residency, sub.Key.KEKID, notNull(sub.Key.Ciphertext), micros(sub.CreatedAt))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		created = n == 1
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("couldn't create subject: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("couldn't create subject: %w", err)
-	}
-	return n == 1, nil
+	return created, nil
 }
 
 const subjectColumns = `id, residency, kek_id, wrapped_key, created_at`
@@ -273,9 +327,9 @@ func (s *Store) PutRecord(ctx context.Context, r custos.SealedRecord, refs []cus
 	if err := r.CheckRefs(refs); err != nil {
 		return false, err
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, batchSize(r, refs), func(ctx context.Context, tx *sql.Tx) error {
 		var n int
-		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM subjects WHERE id = ?`, r.Subject).Scan(&n)
+		err := tx.StmtContext(ctx, s.subjectExists).QueryRowContext(ctx, r.Subject).Scan(&n)
 		if err != nil {
 			return err
 		} else if n == 0 {
@@ -283,8 +337,7 @@ func (s *Store) PutRecord(ctx context.Context, r custos.SealedRecord, refs []cus
 		}
 
 		var owner string
-		err = tx.QueryRowContext(ctx, `SELECT subject FROM records WHERE collection = ? AND id = ?`,
-			r.Collection, r.ID).Scan(&owner)
+		err = tx.StmtContext(ctx, s.recordOwner).QueryRowContext(ctx, r.Collection, r.ID).Scan(&owner)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			created = true
@@ -294,13 +347,10 @@ func (s *Store) PutRecord(ctx context.Context, r custos.SealedRecord, refs []cus
 			return fmt.Errorf("record of another subject: %w", custos.ErrConflict)
 		}
 
-		if _, err := tx.ExecContext(ctx, `INSERT INTO records (collection, id, subject, clear, sealed, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET
-			clear = excluded.clear, sealed = excluded.sealed, updated_at = excluded.updated_at`,
-			r.Collection, r.ID, r.Subject, nullable(r.Clear), nullable(r.Sealed), micros(r.UpdatedAt)); err != nil {
+		if _, err := tx.StmtContext(ctx, s.upsertRecord).ExecContext(ctx, r.Collection, r.ID, r.Subject, nullable(r.Clear), nullable(r.Sealed), micros(r.UpdatedAt)); err != nil {
 			return err
 		}
-		return replaceRefs(ctx, tx, r, refs)
+		return s.replaceRefs(ctx, tx, r, refs)
 	})
 	if err != nil {
 		return false, fmt.Errorf("couldn't put record: %w", err)
@@ -308,20 +358,14 @@ func (s *Store) PutRecord(ctx context.Context, r custos.SealedRecord, refs []cus
 	return created, nil
 }
 
-func replaceRefs(ctx context.Context, tx *sql.Tx, r custos.SealedRecord, refs []custos.TokenRef) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM token_refs WHERE collection = ? AND record = ?`,
-		r.Collection, r.ID); err != nil {
+func (s *Store) replaceRefs(ctx context.Context, tx *sql.Tx, r custos.SealedRecord, refs []custos.TokenRef) error {
+	if _, err := tx.StmtContext(ctx, s.deleteRefs).ExecContext(ctx, r.Collection, r.ID); err != nil {
 		return err
 	}
 	if len(refs) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO token_refs (`+refColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
+	stmt := tx.StmtContext(ctx, s.insertRef)
 	for _, x := range refs {
 		if _, err := stmt.ExecContext(ctx, x.Index, x.KEKID, x.Audience, x.Subject, x.Collection, x.Record, x.Field, x.Sealed); err != nil {
 			return err
@@ -346,7 +390,7 @@ func (s *Store) Record(ctx context.Context, collection, id string) (custos.Seale
 
 // DeleteSubject implements custos.Store.
 func (s *Store) DeleteSubject(ctx context.Context, id string) (records int, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, 0, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE subject = ?`, id)
 		if err != nil {
 			return err
@@ -432,7 +476,7 @@ func (s *Store) ReindexTokenRef(ctx context.Context, ref custos.TokenRef, newInd
 	if len(newIndex) == 0 || newKEK == "" {
 		return false, errors.New("couldn't reindex token ref: empty index or KEK")
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, 0, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE token_refs SET idx = ?, kek_id = ?
 			WHERE idx = ? AND kek_id = ? AND audience = ? AND subject = ? AND collection = ? AND record = ? AND field = ?`,
 			newIndex, newKEK, notNull(ref.Index), ref.KEKID, ref.Audience, ref.Subject, ref.Collection, ref.Record, ref.Field)
@@ -526,7 +570,7 @@ func (s *Store) Subjects(ctx context.Context, after string, limit int) ([]custos
 
 // RewrapKey implements custos.Store.
 func (s *Store) RewrapKey(ctx context.Context, id string, old, next custos.WrappedKey) (swapped bool, err error) {
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, 0, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE subjects SET kek_id = ?, wrapped_key = ?
 			WHERE id = ? AND kek_id = ? AND wrapped_key = ?`,
 			next.KEKID, notNull(next.Ciphertext), id, old.KEKID, notNull(old.Ciphertext))
