@@ -179,12 +179,13 @@ func TestNewResult(t *testing.T) {
 }
 
 func sample() []Result {
-	read := Result{Scenario: "read: service", Concurrency: 16, Ops: 100, Units: 100, Rate: 600, P50: 0.5, P99: 12.25}
+	read := Result{Scenario: "read: service", Concurrency: 16, Ops: 100, Units: 100, Rate: 600, P50: 0.5, P99: 12.25, Load: 1.5}
 	bare := Result{Scenario: "read (bare)", Bare: true, Concurrency: 16, Ops: 100, Units: 100, Rate: 1000, P50: 0.25, P99: 1234}
 	read.Compare(bare, 0.5)
 	slow := Result{Scenario: "read: monitor", Concurrency: 16, Ops: 10, Units: 10, Rate: 400, P50: 1, P99: 2}
 	slow.Compare(bare, 0.5)
 	export := Result{Scenario: "export", Concurrency: 1, Unit: "records", Ops: 3, Units: 3000, Rate: 30000, P50: 30, P99: 40}
+	export.Compare(Result{Rate: 6e6}, 0)
 	skipped := Result{Scenario: "recommend", Note: "skipped: the go tool is not on PATH"}
 	return []Result{read, bare, slow, export, skipped}
 }
@@ -196,12 +197,12 @@ func TestWriteTable(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 	want := [][]string{
-		{"SCENARIO", "CONC", "RATE", "P50", "P99", "VS", "BARE", "GOAL"},
-		{"read:", "service", "16", "600", "ops/s", "0.50ms", "12.2ms", "0.60", ">=", "0.50", "met"},
-		{"read", "(bare)", "16", "1000", "ops/s", "0.25ms", "1.23s", "-"},
-		{"read:", "monitor", "16", "400", "ops/s", "1.00ms", "2.00ms", "0.40", ">=", "0.50", "NOT", "met"},
-		{"export", "1", "30000", "records/s", "30.0ms", "40.0ms", "-"},
-		{"recommend", "-", "-", "-", "-", "-", "skipped:", "the", "go", "tool", "is", "not", "on", "PATH"},
+		{"SCENARIO", "CONC", "RATE", "P50", "P99", "LOAD", "VS", "BARE", "GOAL"},
+		{"read:", "service", "16", "600", "ops/s", "0.50ms", "12.2ms", "1.50", "0.60", ">=", "0.50", "met"},
+		{"read", "(bare)", "16", "1000", "ops/s", "0.25ms", "1.23s", "?", "-"},
+		{"read:", "monitor", "16", "400", "ops/s", "1.00ms", "2.00ms", "?", "0.40", ">=", "0.50", "NOT", "met"},
+		{"export", "1", "30000", "records/s", "30.0ms", "40.0ms", "?", "0.005"},
+		{"recommend", "-", "-", "-", "-", "-", "-", "skipped:", "the", "go", "tool", "is", "not", "on", "PATH"},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), b.String())
@@ -209,6 +210,9 @@ func TestWriteTable(t *testing.T) {
 	for i, l := range lines {
 		if got := strings.Fields(l); strings.Join(got, " ") != strings.Join(want[i], " ") {
 			t.Errorf("line %d = %q, want the fields %q", i, l, want[i])
+		}
+		if strings.TrimRight(l, " ") != l {
+			t.Errorf("line %d = %q ends in spaces", i, l)
 		}
 	}
 	// Columns are aligned: every row's rate starts where the header's does.
@@ -231,7 +235,7 @@ func TestWriteJSON(t *testing.T) {
 		t.Fatalf("%d results, want 5", len(got))
 	}
 	read, bare, slow, skipped := got[0], got[1], got[2], got[4]
-	if read["ratio"] != 0.6 || read["per_second"] != 600.0 || read["p99_ms"] != 12.25 || read["concurrency"] != 16.0 {
+	if read["ratio"] != 0.6 || read["per_second"] != 600.0 || read["p99_ms"] != 12.25 || read["concurrency"] != 16.0 || read["load1"] != 1.5 {
 		t.Errorf("read = %v", read)
 	}
 	if g, _ := read["goal"].(map[string]any); g["min_ratio"] != 0.5 || g["met"] != true {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +26,9 @@ type Result struct {
 	Rate    float64 `json:"per_second"`
 	P50     float64 `json:"p50_ms"` // per operation
 	P99     float64 `json:"p99_ms"`
+	// Load is the one-minute load average as the row began, 0 when
+	// unknown: what else the machine was doing.
+	Load float64 `json:"load1,omitempty"`
 	// Ratio is Rate over the baseline's at the same concurrency; nil when
 	// the row has no baseline.
 	Ratio *float64 `json:"ratio,omitempty"`
@@ -75,17 +79,27 @@ func WriteJSON(w io.Writer, results []Result) error {
 
 // WriteTable writes results as an aligned table, one row each.
 func WriteTable(w io.Writer, results []Result) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tCONC\tRATE\tP50\tP99\tVS BARE\tGOAL")
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tCONC\tRATE\tP50\tP99\tLOAD\tVS BARE\tGOAL")
 	for _, r := range results {
 		if r.Ops == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\n", r.Scenario, r.Note)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t%s\n", r.Scenario, r.Note)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Scenario, r.Concurrency,
-			rate(r.Rate, r.Unit), latency(r.P50), latency(r.P99), ratio(r.Ratio), goal(r.Goal))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Scenario, r.Concurrency,
+			rate(r.Rate, r.Unit), latency(r.P50), latency(r.P99), load(r.Load), ratio(r.Ratio), goal(r.Goal))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Rows without a goal would end in the padding of their last cell.
+	for line := range bytes.Lines(b.Bytes()) {
+		if _, err := fmt.Fprintf(w, "%s\n", bytes.TrimRight(line, " \n")); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func rate(v float64, unit string) string {
@@ -106,9 +120,21 @@ func latency(v float64) string {
 	return strconv.FormatFloat(v/1000, 'f', 2, 64) + "s"
 }
 
+func load(l float64) string {
+	if l == 0 {
+		return "?"
+	}
+	return strconv.FormatFloat(l, 'f', 2, 64)
+}
+
+// ratio formats a ratio with two decimals, or two significant digits when
+// it is under 0.1.
 func ratio(q *float64) string {
-	if q == nil {
+	switch {
+	case q == nil:
 		return "-"
+	case *q < 0.1:
+		return strconv.FormatFloat(*q, 'g', 2, 64)
 	}
 	return strconv.FormatFloat(*q, 'f', 2, 64)
 }
