@@ -5,12 +5,14 @@
 //
 // -buildvcs=false keeps the state of a checkout (its commit, uncommitted
 // edits) out of the module, so that its bytes depend on the source alone.
-// Nothing in it is for production use.
+// Nothing in it is for production use: custos bench builds the sample
+// recommender it measures with Compile, and tests use the rest.
 package algotest
 
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -71,6 +73,30 @@ func BuildFresh(tb testing.TB, pkg string, env ...string) []byte {
 	}
 	return wasm
 }
+
+// Compile builds pkg, a package path relative to the module root, into dir
+// as Build does, with env added to the go tool's environment, and returns
+// the module. The module root is found from the working directory, which
+// must be inside a checkout of this module, and the go tool must be on
+// PATH.
+func Compile(pkg, dir string, env ...string) ([]byte, error) {
+	if _, err := exec.LookPath("go"); err != nil {
+		return nil, errors.New("the go tool is not on PATH")
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	wasm, out := compile(root, pkg, dir, env...)
+	if out != "" {
+		return nil, fmt.Errorf("couldn't build %s: %s", pkg, strings.TrimSpace(out))
+	}
+	return wasm, nil
+}
+
+// Root returns the directory of this module's go.mod, found from the
+// working directory with the go tool.
+func Root() (string, error) { return moduleRoot() }
 
 // ModuleRoot returns the directory of this module's go.mod. It skips tb if
 // the go tool is not on PATH.
