@@ -32,7 +32,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-const benchUse = `custos bench [--duration 2s] [--concurrency 1,16] [--scenarios REGEXP|NAME,NAME] [--users 1000] [--json]`
+const benchUse = `custos bench [--duration 2s] [--concurrency 1,16] [--scenarios REGEXP|NAME,NAME] [--users 1000] [--json]
+    custos bench --scale 1000,10000,100000 [--duration 2s] [--json]`
 
 // benchScenario is a row of custos bench: an operation through custos and,
 // where one applies, the same work done bare, without custody, measured in
@@ -101,6 +102,7 @@ Example:
 	filter := fs.String("scenarios", "", "the scenarios to run: a regular expression, or a comma-separated list of names (default: all)")
 	users := fs.Int("users", 1000, "users in the data set")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
+	scale := fs.String("scale", "", "instead, measure how costs grow with the data set, on a deployment of each of these numbers of users, such as 1000,10000,100000")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -109,6 +111,13 @@ Example:
 		fmt.Fprintf(e.stderr, "custos bench: --concurrency must list positive numbers, --duration be positive and --users at least 1\n")
 		fs.Usage()
 		return errUsage
+	}
+	if *scale != "" {
+		sizes, err := positiveInts(*scale)
+		if err != nil {
+			return fmt.Errorf("--scale: %w", err)
+		}
+		return e.benchScale(ctx, sizes, *dur, *asJSON)
 	}
 	sel, err := selectScenarios(*filter)
 	if err != nil {

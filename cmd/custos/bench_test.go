@@ -135,3 +135,33 @@ func TestBenchUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchScale runs a scale series of two tiny sizes and checks that
+// each has its row, its data set loaded and its log verified.
+func TestBenchScale(t *testing.T) {
+	var out, errOut bytes.Buffer
+	args := []string{"bench", "--scale", "3,6", "--duration", "10ms", "--json"}
+	if code := Main(context.Background(), args, &out, &errOut); code != 0 {
+		t.Fatalf("custos %s: exit %d\n%s", strings.Join(args, " "), code, errOut.String())
+	}
+	var rs []struct {
+		Users      int
+		WriteRate  float64 `json:"write_per_second"`
+		ReadP50    float64 `json:"read_p50_ms"`
+		StoreBytes int64   `json:"store_bytes"`
+		Entries    int     `json:"log_entries"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &rs); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if len(rs) != 2 || rs[0].Users != 3 || rs[1].Users != 6 {
+		t.Fatalf("rows %+v, want 3 and 6 users", rs)
+	}
+	for _, r := range rs {
+		// Each user's registration and write is on the log, with the
+		// writes and reads measured.
+		if r.WriteRate <= 0 || r.ReadP50 <= 0 || r.StoreBytes <= 0 || r.Entries < 2*r.Users {
+			t.Errorf("%d users: %+v: want writes, reads, a store and at least two entries a user", r.Users, r)
+		}
+	}
+}

@@ -251,3 +251,32 @@ func TestWriteJSON(t *testing.T) {
 		t.Errorf("skipped = %v", skipped)
 	}
 }
+
+func TestWriteScaleTable(t *testing.T) {
+	rs := []ScaleResult{
+		{Users: 1000, LoadRate: 812.4, WriteConcurrency: 16, WriteRate: 400, WriteP99: 30.25, ReadP50: 0.61, ReadP99: 4, StoreBytes: 2_500_000, LogBytes: 1_500_000, Entries: 2010, VerifySeconds: 0.5, Load: 2},
+		{Users: 100000, LoadRate: 700, WriteConcurrency: 16, WriteRate: 350, WriteP99: 45, ReadP50: 0.7, ReadP99: 5.5, StoreBytes: 260_000_000, LogBytes: 150_000_000, Entries: 200010, VerifySeconds: 4},
+	}
+	var b bytes.Buffer
+	if err := WriteScaleTable(&b, rs); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	want := [][]string{
+		{"USERS", "LOADED/S", "WRITE/S", "WRITE", "P99", "READ", "P50", "READ", "P99", "STORE", "B/USER", "LOG", "MB", "LOG", "ENTRIES", "VERIFY", "VERIFIED/S", "LOAD"},
+		{"1000", "812", "400", "(c=16)", "30.2ms", "0.61ms", "4.00ms", "2500", "1.5", "2010", "0.50s", "4020", "2.00"},
+		{"100000", "700", "350", "(c=16)", "45.0ms", "0.70ms", "5.50ms", "2600", "150.0", "200010", "4.00s", "50002", "?"},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), b.String())
+	}
+	for i, l := range lines {
+		if got := strings.Fields(l); strings.Join(got, " ") != strings.Join(want[i], " ") {
+			t.Errorf("line %d = %q, want the fields %q", i, l, want[i])
+		}
+		// Right-aligned: every line is as long as the header.
+		if len(l) != len(lines[0]) {
+			t.Errorf("line %d is %d long, the header %d: not aligned\n%s", i, len(l), len(lines[0]), b.String())
+		}
+	}
+}
