@@ -198,12 +198,12 @@ func (e *env) runBench(ctx context.Context, sel []benchScenario, concs []int, du
 	if slices.ContainsFunc(sel, func(s benchScenario) bool { return s.name == "recommend" }) {
 		module, skip = e.buildCovisit()
 	}
-	b, err := newBenchEnv(ctx, e, module)
+	b, err := newBenchEnv(ctx, e, n, module)
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
-	b.users, b.covisitSkip = n, skip
+	b.covisitSkip = skip
 	start := time.Now()
 	fmt.Fprintf(e.stderr, "loading %d users through the API as the operator's service (%d clients)\n", n, benchLoaders)
 	if err := b.load(ctx, 0, n); err != nil {

@@ -76,14 +76,15 @@ func benchUser(i int) string { return fmt.Sprintf("u%07d", i) }
 // starter's flow profiles-abroad.
 var benchSG = custos.Principal{ID: "profiles-sg", Org: "operator", Loc: "SG", Roles: []string{"service"}}
 
-// newBenchEnv makes, opens and serves a deployment for n users. With
-// covisit, the deployment admits algorithms signed by its keys.
-func newBenchEnv(ctx context.Context, e *env, covisit *benchModule) (_ *benchEnv, err error) {
+// newBenchEnv makes, opens and serves a deployment for a data set of n
+// users, yet to be loaded. With covisit, the deployment admits algorithms
+// signed by its keys.
+func newBenchEnv(ctx context.Context, e *env, n int, covisit *benchModule) (_ *benchEnv, err error) {
 	dir, err := os.MkdirTemp("", "custos-bench-")
 	if err != nil {
 		return nil, err
 	}
-	b := &benchEnv{e: e, dir: dir, covisit: covisit, stop: func() error { return nil }}
+	b := &benchEnv{e: e, dir: dir, users: n, covisit: covisit, stop: func() error { return nil }}
 	defer func() {
 		if err != nil {
 			b.Close()

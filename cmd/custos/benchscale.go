@@ -51,12 +51,11 @@ func (e *env) benchScale(ctx context.Context, sizes []int, dur time.Duration, as
 func (e *env) scaleRow(ctx context.Context, n int, dur time.Duration) (bench.ScaleResult, error) {
 	r := bench.ScaleResult{Users: n, WriteConcurrency: scaleWriters}
 	r.Load, _ = strconv.ParseFloat(loadAverage(), 64)
-	b, err := newBenchEnv(ctx, e, nil)
+	b, err := newBenchEnv(ctx, e, n, nil)
 	if err != nil {
 		return r, err
 	}
 	defer b.Close()
-	b.users = n
 	start := time.Now()
 	for from, step := 0, max(n/10, 1); from < n; from += step {
 		if err := b.loadInProcess(ctx, from, min(from+step, n), scaleLoaders); err != nil {
