@@ -455,10 +455,6 @@ func (e *env) buildCovisit() (*benchModule, string) {
 }
 
 func buildCovisit() (*benchModule, error) {
-	root, err := algotest.Root()
-	if err != nil {
-		return nil, fmt.Errorf("%w (building the sample recommender needs the go tool and a checkout of custos: run custos bench from one)", err)
-	}
 	dir, err := os.MkdirTemp("", "custos-bench-covisit-")
 	if err != nil {
 		return nil, err
@@ -468,7 +464,11 @@ func buildCovisit() (*benchModule, error) {
 	// module cache fails.
 	wasm, err := algotest.Compile("./examples/covisit/wasm", dir, "GOPROXY=off")
 	if err != nil {
-		return nil, fmt.Errorf("%w (run custos bench from a checkout of custos whose modules are downloaded)", err)
+		return nil, fmt.Errorf("%w (building the sample recommender needs the go tool, and a checkout of custos with its modules downloaded: run custos bench from one)", err)
+	}
+	root, err := algotest.Root()
+	if err != nil {
+		return nil, err
 	}
 	manifest, err := os.ReadFile(filepath.Join(root, "examples", "covisit", "manifest.json"))
 	if err != nil {

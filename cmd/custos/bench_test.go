@@ -165,3 +165,22 @@ func TestBenchScale(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchWithoutGo checks that without the go tool the recommendation
+// scenario is skipped with its reason, and the others still run.
+func TestBenchWithoutGo(t *testing.T) {
+	t.Setenv("PATH", "")
+	var out, errOut bytes.Buffer
+	args := []string{"bench", "--duration", "10ms", "--users", "4", "--concurrency", "1", "--scenarios", "recommend,read-monitor"}
+	if code := Main(context.Background(), args, &out, &errOut); code != 0 {
+		t.Fatalf("custos %s: exit %d\n%s", strings.Join(args, " "), code, errOut.String())
+	}
+	for _, re := range []string{
+		`(?m)^read-monitor +1 +[0-9]+ ops/s`,
+		`(?m)^recommend +- .* skipped: the go tool is not on PATH \(building the sample recommender needs the go tool`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Errorf("no match of %s in\n%s", re, out.String())
+		}
+	}
+}
