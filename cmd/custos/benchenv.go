@@ -58,7 +58,7 @@ type benchEnv struct {
 type benchModule struct {
 	wasm, manifest []byte
 	op, alice, bob note.Signer
-	keys           map[string]string // verifier key files, by signer name
+	keys           map[string]string // verifier keys, by signer name
 }
 
 // The data set: every user has a users record; the first benchWatchers
