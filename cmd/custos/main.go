@@ -51,6 +51,8 @@ Usage:
     custos flow list --server URL --token TOKEN
     custos flow export --server URL --token TOKEN --name NAME [--cursor-file FILE] [--limit N] [--out FILE]
     custos flow samples --server URL --token TOKEN --name NAME [--after INDEX]
+    custos bench [--duration 2s] [--concurrency 1,16] [--scenarios REGEXP|NAME,NAME] [--users N] [--json]
+    custos bench --scale 1000,10000,100000 [--duration 2s] [--json]
 
 Example:
     $ custos init ./us && custos serve --config ./us/custos.yaml --listen 127.0.0.1:8080
@@ -118,6 +120,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = e.lift(ctx, rest)
 	case "flow":
 		err = e.flow(ctx, rest)
+	case "bench":
+		err = e.bench(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
