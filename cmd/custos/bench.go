@@ -77,9 +77,8 @@ var benchScenarios = []benchScenario{
 		op: (*benchEnv).recommendOp, bareName: "recommend (native)", bare: (*benchEnv).nativeRecommendOp},
 	{name: "export", what: "GET /v1/flows/profiles-abroad/export as the operator's service in SG, pages of 1000, following the cursor",
 		unit: "records", serial: true, op: (*benchEnv).exportOp, bareName: "export (bare)", bare: (*benchEnv).bareExportOp},
-	// POST /v1/aggregate goes here: its op, and as its baseline the same
-	// SQL run on the store's SQLite file without custody (bare).
-	{name: "aggregate", note: "not measured yet: POST /v1/aggregate and its bare baseline are to be added"},
+	{name: "aggregate", what: "POST /v1/aggregate as an operator analyst in SG: watch events counted by the watcher's country (joined from users), groups of at least k users (50, or half the watchers of a smaller data set)",
+		op: (*benchEnv).aggregateOp, bareName: "aggregate (bare SQL)", bare: (*benchEnv).bareAggregateOp},
 	{name: "audit-verify", what: "custos audit verify of the whole log over HTTP, from an empty state",
 		unit: "entries", serial: true, op: (*benchEnv).verifyOp},
 }
@@ -209,7 +208,8 @@ func (e *env) runBench(ctx context.Context, sel []benchScenario, concs []int, du
 	if err := b.load(ctx, 0, n); err != nil {
 		return nil, fmt.Errorf("couldn't load the data set: %w", err)
 	}
-	if module != nil {
+	// The watch history is for the recommender and the aggregates.
+	if module != nil || slices.ContainsFunc(sel, func(s benchScenario) bool { return s.name == "aggregate" }) {
 		fmt.Fprintf(e.stderr, "loading %d videos and the watch history of %d users\n", benchVideos, min(n, benchWatchers))
 		if err := b.loadWatches(ctx); err != nil {
 			return nil, fmt.Errorf("couldn't load the data set: %w", err)
@@ -677,4 +677,21 @@ func (b *benchEnv) waitCheckpoint(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// benchAggregate is the query of the aggregate scenario.
+var benchAggregate = []byte(`{"collection":"watch_events","measure":"count","group_by":["users.country"]}`)
+
+func (b *benchEnv) aggregateOp(context.Context) (bench.Op, error) {
+	return func(ctx context.Context, _ int) (int, error) {
+		_, err := b.call(ctx, "POST", "/v1/aggregate", "ANALYST", "", benchAggregate, http.StatusOK)
+		return 1, err
+	}, nil
+}
+
+func (b *benchEnv) bareAggregateOp(context.Context) (bench.Op, error) {
+	return func(ctx context.Context, _ int) (int, error) {
+		_, err := do(ctx, b.client, "POST", b.bare.url+"/aggregate", "", "", benchAggregate, http.StatusOK)
+		return 1, err
+	}, nil
 }

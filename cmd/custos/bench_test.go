@@ -34,7 +34,10 @@ func TestBench(t *testing.T) {
 		// The monitor's reads compare with the same baseline, measured once.
 		`^read-monitor +1 .* ` + ratio + ` +>= 0\.50 (met|NOT met)$`,
 		`^read-monitor +2 .* ` + ratio + ` +>= 0\.50 (met|NOT met)$`,
-		`^aggregate +- .* not measured yet: POST /v1/aggregate and its bare baseline are to be added$`,
+		`^aggregate +1 .* ` + ratio + `$`,
+		`^aggregate \(bare SQL\) +1 .* -$`,
+		`^aggregate +2 .* ` + ratio + `$`,
+		`^aggregate \(bare SQL\) +2 .* -$`,
 		// Verification runs at concurrency 1 only, and has no baseline.
 		`^audit-verify +1 +[0-9]+ entries/s .* -$`,
 		`^$`,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,9 @@ import (
 //     sealed part. No token refs: they exist for detokenization only.
 //   - GET /export?after=ID walks the same store's users in pages, as
 //     NDJSON of their clear fields: no opening, no tokens, no samples.
+//   - POST /aggregate runs the aggregate scenario's query as one SQL
+//     query on the deployment's SQLite file (read-only): no policy, no
+//     size controls, no ledger of queries, no audit.
 //   - POST /recommend runs the sample recommender compiled natively, with
 //     a model trained natively on the same training input custody gives
 //     the module, on the input custody would build for the subject, made
@@ -43,6 +47,8 @@ type bareServer struct {
 	srv   *http.Server
 	read  custos.Store // the deployment's store
 	write *sqlite.Store
+	sql   *sql.DB // the deployment's SQLite file, read-only
+	k     int     // k of aggregates
 	// sealed are the users fields custody seals, and sealedSize the
 	// length of the sealed part of a users record as custody stores it.
 	sealed     map[string]bool
@@ -59,7 +65,14 @@ func newBareServer(d *deployment) (*bareServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &bareServer{read: d.store, write: ws, sealed: map[string]bool{}}
+	// The aggregate baseline queries the deployment's SQLite file itself,
+	// read-only.
+	db, err := sql.Open("sqlite", "file:"+d.cfg.Path(d.cfg.Store.Path)+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		ws.Close()
+		return nil, err
+	}
+	s := &bareServer{read: d.store, write: ws, sql: db, k: d.cfg.Aggregates.MinSubjects["default"], sealed: map[string]bool{}}
 	users, err := d.schema.Collection("users")
 	if err != nil {
 		ws.Close()
@@ -73,6 +86,7 @@ func newBareServer(d *deployment) (*bareServer, error) {
 	mux.HandleFunc("POST /records/users", s.postUser)
 	mux.HandleFunc("GET /export", s.export)
 	mux.HandleFunc("POST /recommend", s.recommend)
+	mux.HandleFunc("POST /aggregate", s.aggregate)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		ws.Close()
@@ -85,7 +99,48 @@ func newBareServer(d *deployment) (*bareServer, error) {
 }
 
 func (s *bareServer) Close() error {
-	return errors.Join(s.srv.Close(), s.write.Close())
+	return errors.Join(s.srv.Close(), s.write.Close(), s.sql.Close())
+}
+
+// aggregate answers the aggregate scenario's query with one SQL query on
+// the deployment's SQLite file: watch events counted by the country of
+// their subject's users record, groups of fewer than k subjects left
+// out. No policy, no audit, no ledger of queries.
+func (s *bareServer) aggregate(w http.ResponseWriter, r *http.Request) {
+	rows, err := s.sql.QueryContext(r.Context(), `
+		SELECT json_extract(u.clear, '$.country') AS country, COUNT(*), COUNT(DISTINCT w.subject)
+		FROM records w JOIN records u ON u.collection = 'users' AND u.id = w.subject
+		WHERE w.collection = 'watch_events'
+		GROUP BY country`)
+	if err != nil {
+		bareError(w, err)
+		return
+	}
+	defer rows.Close()
+	type group struct {
+		Key   []string `json:"key"`
+		Value float64  `json:"value"`
+	}
+	var groups []group
+	suppressed := 0
+	for rows.Next() {
+		var country string
+		var n, subjects int
+		if err := rows.Scan(&country, &n, &subjects); err != nil {
+			bareError(w, err)
+			return
+		}
+		if subjects < s.k {
+			suppressed++
+			continue
+		}
+		groups = append(groups, group{[]string{country}, float64(n)})
+	}
+	if err := rows.Err(); err != nil {
+		bareError(w, err)
+		return
+	}
+	bareJSON(w, http.StatusOK, map[string]any{"groups": groups, "suppressed": suppressed})
 }
 
 func bareError(w http.ResponseWriter, err error) {

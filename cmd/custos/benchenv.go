@@ -152,8 +152,14 @@ func (b *benchEnv) initDeployment() (*config.Config, error) {
 		cfg.Algorithms.Reviewers = []string{"alice.vkey", "bob.vkey"}
 		cfg.Algorithms.Approvals = 2
 	}
+	// k of aggregates stays the default of 50 unless the data set has
+	// fewer watchers, so that the aggregate scenario releases groups.
+	cfg.Aggregates.MinSubjects = map[string]int{"default": benchK(b.users)}
 	return cfg, nil
 }
+
+// benchK is k of aggregates for a data set of n users.
+func benchK(n int) int { return max(2, min(50, min(n, benchWatchers)/2)) }
 
 // serve serves the deployment on a loopback port until Close.
 func (b *benchEnv) serve(ctx context.Context, quiet *env) error {
