@@ -75,15 +75,22 @@ func ledgerSubject(org string) string { return "aggregate/" + org }
 type ledger struct {
 	mu      sync.Mutex
 	queries map[string][]pastQuery // by org, oldest first
+	// registered holds the orgs whose ledger subject exists.
+	registered map[string]bool
 }
 
 type pastQuery struct {
+	seq    uint64
 	size   int
 	sketch *aggregate.Sketch
 }
 
-// queryRecord is the clear part of a record of queriesCollection.
+// queryRecord is the clear part of a record of queriesCollection. The
+// query numbered Seq of an org is kept in slot Seq mod History: the newest
+// replaces the oldest, so that the ledger never holds more than History
+// queries of an org.
 type queryRecord struct {
+	Seq    uint64 `json:"seq"`
 	Size   int    `json:"size"`
 	Sketch []byte `json:"sketch"`
 }
@@ -517,9 +524,17 @@ func appendFields(dst []field, obj []byte) ([]field, error) {
 	return slow()
 }
 
-// walk calls fn with every page of records of coll; the next page is read
-// while fn works through the last.
+// walk calls fn with every page of records of coll.
 func (s *Service) walk(ctx context.Context, coll string, fn func([]custos.SealedRecord) error) error {
+	return walkPages(func(after string) ([]custos.SealedRecord, error) {
+		return s.cfg.Store.Records(ctx, coll, after, recordsPage)
+	}, fn)
+}
+
+// walkPages calls fn with every page list returns, from the first, pages
+// of recordsPage records but the last; the next page is read while fn
+// works through the last.
+func walkPages(list func(after string) ([]custos.SealedRecord, error), fn func([]custos.SealedRecord) error) error {
 	type page struct {
 		recs []custos.SealedRecord
 		err  error
@@ -527,7 +542,7 @@ func (s *Service) walk(ctx context.Context, coll string, fn func([]custos.Sealed
 	read := func(after string) <-chan page {
 		ch := make(chan page, 1)
 		go func() {
-			recs, err := s.cfg.Store.Records(ctx, coll, after, recordsPage)
+			recs, err := list(after)
 			ch <- page{recs, err}
 		}()
 		return ch
@@ -742,27 +757,28 @@ func (s *Service) pastQueries(ctx context.Context, org string) ([]pastQuery, err
 		return q, nil
 	}
 	var past []pastQuery
-	for after := ""; ; {
-		recs, err := s.cfg.Store.SubjectRecords(ctx, queriesCollection, ledgerSubject(org), after, recordsPage)
-		if err != nil {
-			return nil, internal("read aggregate ledger", err)
-		}
+	err := walkPages(func(after string) ([]custos.SealedRecord, error) {
+		return s.cfg.Store.SubjectRecords(ctx, queriesCollection, ledgerSubject(org), after, recordsPage)
+	}, func(recs []custos.SealedRecord) error {
 		for _, rec := range recs {
 			var qr queryRecord
 			sk := &aggregate.Sketch{}
 			if err := json.Unmarshal(rec.Clear, &qr); err != nil {
-				return nil, internal("decode aggregate ledger", err)
+				return internal("decode aggregate ledger", err)
 			}
 			if err := sk.UnmarshalBinary(qr.Sketch); err != nil {
-				return nil, internal("decode aggregate ledger", err)
+				return internal("decode aggregate ledger", err)
 			}
-			past = append(past, pastQuery{size: qr.Size, sketch: sk})
+			past = append(past, pastQuery{seq: qr.Seq, size: qr.Size, sketch: sk})
 		}
-		if len(recs) < recordsPage {
-			break
-		}
-		after = recs[len(recs)-1].ID
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	// Slots hold the queries out of order once they wrap around, and more
+	// of them than History if it was lowered.
+	slices.SortFunc(past, func(a, b pastQuery) int { return cmp.Compare(a.seq, b.seq) })
 	past = past[max(0, len(past)-s.history()):]
 	if s.agg.queries == nil {
 		s.agg.queries = map[string][]pastQuery{}
@@ -780,26 +796,38 @@ func (s *Service) remember(ctx context.Context, org string, size int, sk *aggreg
 		return err
 	}
 	b, _ := sk.MarshalBinary()
-	clear, err := json.Marshal(queryRecord{Size: size, Sketch: b})
+	past := s.agg.queries[org]
+	seq := uint64(0)
+	if len(past) > 0 {
+		seq = past[len(past)-1].seq + 1
+	}
+	clear, err := json.Marshal(queryRecord{Seq: seq, Size: size, Sketch: b})
 	if err != nil {
 		return internal("encode aggregate ledger", err)
 	}
-	past := s.agg.queries[org]
-	// Records sort by id: the time, then a counter within the process.
-	id := fmt.Sprintf("%020d-%06d", s.cfg.Now().UnixNano(), len(past)%1_000_000)
+	id := fmt.Sprintf("%06d", seq%uint64(s.history()))
 	rec := custos.SealedRecord{Collection: queriesCollection, ID: id, Subject: ledgerSubject(org), Clear: clear, UpdatedAt: s.cfg.Now().UTC()}
 	if _, err := s.cfg.Store.PutRecord(ctx, rec, nil); err != nil {
 		return internal("store aggregate ledger", err)
 	}
-	past = append(past, pastQuery{size: size, sketch: sk})
+	past = append(past, pastQuery{seq: seq, size: size, sketch: sk})
 	s.agg.queries[org] = past[max(0, len(past)-s.history()):]
 	return nil
 }
 
+// ledgerSubject registers org's ledger subject, once per process. Callers
+// hold s.agg.mu.
 func (s *Service) ledgerSubject(ctx context.Context, org string) error {
+	if s.agg.registered[org] {
+		return nil
+	}
 	if _, _, err := s.cfg.Vault.Register(ctx, s.cfg.Store, custos.Subject{ID: ledgerSubject(org), Residency: s.cfg.Jurisdiction}); err != nil {
 		return internal("register the aggregate ledger", err)
 	}
+	if s.agg.registered == nil {
+		s.agg.registered = map[string]bool{}
+	}
+	s.agg.registered[org] = true
 	return nil
 }
 

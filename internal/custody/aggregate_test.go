@@ -365,3 +365,36 @@ func BenchmarkAggregate(b *testing.B) {
 		})
 	}
 }
+
+// TestAggregateLedgerBounded keeps the last 2 queries: the newest replaces
+// the oldest in the store, and a query differing by one subject from a
+// forgotten one is answered.
+func TestAggregateLedgerBounded(t *testing.T) {
+	f := newFixture(t)
+	addPlatform(t, f)
+	s := aggregates(t, f, func(c *custody.AggregatesConfig) { c.History = 2 })
+	ctx := context.Background()
+	q := func(countries ...string) aggregate.Query {
+		return aggregate.Query{Collection: "watch_events", Measure: aggregate.Count, Where: []aggregate.Filter{in("users.country", countries...)}}
+	}
+	for _, cs := range [][]string{{"US", "AS"}, {"US", "AS", "PR", "GU"}, {"US"}} {
+		if _, err := s.Aggregate(ctx, engineer, q(cs...)); err != nil {
+			t.Fatalf("%v: %v", cs, err)
+		}
+	}
+	// US, AS and GU differ from the forgotten US and AS by one subject,
+	// and from the two remembered queries by 5 and 11.
+	if _, err := s.Aggregate(ctx, engineer, q("US", "AS", "GU")); err != nil {
+		t.Errorf("a query differing by one subject from a forgotten one: %v", err)
+	}
+	recs, err := f.store.SubjectRecords(ctx, "aggregate/queries", "aggregate/operator", "", 100)
+	if err != nil || len(recs) != 2 {
+		t.Errorf("the ledger holds %d queries, %v; want 2", len(recs), err)
+	}
+	// The remembered ones outlive a restart: US and AS differs from US,
+	// AS and GU by one subject.
+	restarted := aggregates(t, f, func(c *custody.AggregatesConfig) { c.History = 2 })
+	if _, err := restarted.Aggregate(ctx, engineer, q("US", "AS")); custos.ErrorCode(err) != custos.CodeQueryOverlap {
+		t.Errorf("after a restart: %v, want %s", err, custos.CodeQueryOverlap)
+	}
+}
