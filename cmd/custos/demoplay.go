@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -435,13 +436,7 @@ func stepFlow(ctx context.Context, r *demoRun, say func(string, ...any)) error {
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			return err
 		}
-		names := slices.Sorted(func(yield func(string) bool) {
-			for k := range rec.Fields {
-				if !yield(k) {
-					return
-				}
-			}
-		})
+		names := slices.Sorted(maps.Keys(rec.Fields))
 		if !slices.Equal(names, []string{"country", "email", "handle", "id"}) || !strings.HasPrefix(rec.Fields["email"], "tk_") {
 			return fmt.Errorf("a record left in another shape than declared: %v", names)
 		}

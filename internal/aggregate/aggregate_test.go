@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -130,13 +131,7 @@ func table(t *testing.T, q *Query, groups map[string]int) *Table {
 	t.Helper()
 	tb := NewTable(q)
 	next := int32(0)
-	for _, g := range slices.Sorted(func(yield func(string) bool) {
-		for g := range groups {
-			if !yield(g) {
-				return
-			}
-		}
-	}) {
+	for _, g := range slices.Sorted(maps.Keys(groups)) {
 		for range groups[g] {
 			if err := tb.Add(next, []string{g}, 1, g); err != nil {
 				t.Fatal(err)

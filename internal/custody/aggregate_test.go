@@ -3,12 +3,12 @@ package custody_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,13 +30,7 @@ func addPlatform(t testing.TB, f *fixture) {
 	t.Helper()
 	ctx := context.Background()
 	n := 0
-	for _, c := range slices.Sorted(func(yield func(string) bool) {
-		for c := range countries {
-			if !yield(c) {
-				return
-			}
-		}
-	}) {
+	for _, c := range slices.Sorted(maps.Keys(countries)) {
 		for range countries[c] {
 			id := fmt.Sprintf("u%02d", n)
 			n++
@@ -317,32 +311,16 @@ func BenchmarkAggregate(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	// Eight writers, so that a store which shares commits can.
 	day := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for w := range 8 {
-		wg.Go(func() {
-			r := rand.New(rand.NewPCG(1, uint64(w)))
-			zipf := rand.NewZipf(r, 1.2, 1, 999)
-			for i := w; i < events; i += 8 {
-				at := day.Add(time.Duration(r.Int64N(int64(14 * 24 * time.Hour)))).Format(time.RFC3339)
-				fields := raw(map[string]string{
-					"user": fmt.Sprintf(`"u%05d"`, r.IntN(users)), "video": fmt.Sprintf(`"v%03d"`, zipf.Uint64()),
-					"watched_ms": strconv.Itoa(r.IntN(60000)), "at": `"` + at + `"`,
-				})
-				if err := f.svc.PutForBench(ctx, "watch_events", fmt.Sprintf("w%07d", i), fields); err != nil {
-					errs <- err
-					return
-				}
-			}
+	inParallel(b, events, func(i int) error {
+		r := rand.New(rand.NewPCG(1, uint64(i)))
+		at := day.Add(time.Duration(r.Int64N(int64(14 * 24 * time.Hour)))).Format(time.RFC3339)
+		fields := raw(map[string]string{
+			"user": fmt.Sprintf(`"u%05d"`, r.IntN(users)), "video": fmt.Sprintf(`"v%03d"`, rand.NewZipf(r, 1.2, 1, 999).Uint64()),
+			"watched_ms": strconv.Itoa(r.IntN(60000)), "at": `"` + at + `"`,
 		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
+		return f.svc.PutForBench(ctx, "watch_events", fmt.Sprintf("w%07d", i), fields)
+	})
 	b.Logf("filled %d users and %d watch events in %v", users, events, time.Since(start).Round(time.Second))
 	s := aggregates(b, f, func(c *custody.AggregatesConfig) { c.MinSubjects = nil })
 	for _, bc := range []struct {

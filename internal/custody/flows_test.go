@@ -260,18 +260,27 @@ func BenchmarkExport(b *testing.B) {
 // fillUsers registers and writes n users with writers in parallel.
 func fillUsers(b testing.TB, f *fixture, n int) {
 	ctx := context.Background()
+	inParallel(b, n, func(i int) error {
+		id := fmt.Sprintf("u%06d", i)
+		if _, err := f.svc.Register(ctx, svc, custos.Subject{ID: id, Residency: "US"}); err != nil {
+			return err
+		}
+		fields := raw(map[string]string{"id": `"` + id + `"`, "handle": `"h` + id + `"`, "email": `"` + id + `@example.com"`, "country": `"US"`})
+		_, _, err := f.svc.Write(ctx, svc, "users", id, fields)
+		return err
+	})
+}
+
+// inParallel calls fn for 0 to n-1 with 8 goroutines, so that a store
+// which shares commits can, and fails b at the first error.
+func inParallel(b testing.TB, n int, fn func(i int) error) {
+	b.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < n; i += 8 {
-				id := fmt.Sprintf("u%06d", i)
-				if _, err := f.svc.Register(ctx, svc, custos.Subject{ID: id, Residency: "US"}); err != nil {
-					errs <- err
-					return
-				}
-				fields := raw(map[string]string{"id": `"` + id + `"`, "handle": `"h` + id + `"`, "email": `"` + id + `@example.com"`, "country": `"US"`})
-				if _, _, err := f.svc.Write(ctx, svc, "users", id, fields); err != nil {
+				if err := fn(i); err != nil {
 					errs <- err
 					return
 				}
