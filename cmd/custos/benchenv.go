@@ -207,13 +207,26 @@ func (b *benchEnv) call(ctx context.Context, method, path, who, purpose string, 
 }
 
 func do(ctx context.Context, c *http.Client, method, url, token, purpose string, body []byte, want int) ([]byte, error) {
+	resp, out, err := send(ctx, c, method, url, token, purpose, body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%s %s: status %d, want %d: %.300s", method, strings.SplitN(url, "?", 2)[0], resp.StatusCode, want, out)
+	}
+	return out, nil
+}
+
+// send sends a request with token as bearer (none when empty) and the
+// purpose (none when empty), and returns the response, its body read.
+func send(ctx context.Context, c *http.Client, method, url, token, purpose string, body []byte) (*http.Response, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -223,17 +236,11 @@ func do(ctx context.Context, c *http.Client, method, url, token, purpose string,
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != want {
-		return nil, fmt.Errorf("%s %s: status %d, want %d: %.300s", method, strings.SplitN(url, "?", 2)[0], resp.StatusCode, want, out)
-	}
-	return out, nil
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	return resp, out, err
 }
 
 // userFields returns the fields of user i's record; version varies the

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -90,34 +89,23 @@ func demoWho(env string) string {
 }
 
 // call sends a request as the principal of who and returns the status and
-// body; hdr are pairs of header names and values.
-func (r *demoRun) call(ctx context.Context, who, method, path string, body any, hdr ...string) (int, []byte, error) {
-	var rd io.Reader
+// body.
+func (r *demoRun) call(ctx context.Context, who, method, path string, body any) (int, []byte, error) {
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return 0, nil, err
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, r.base+path, rd)
+	resp, out, err := send(ctx, &r.http, method, r.base+path, r.tokens[who], "", b)
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+r.tokens[who])
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
 	if i, err := strconv.ParseUint(resp.Header.Get("Custos-Audit-Index"), 10, 64); err == nil {
 		r.lastIndex = max(r.lastIndex, i)
 	}
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	return resp.StatusCode, out, err
+	return resp.StatusCode, out, nil
 }
 
 // want checks the status of a call, and says what came back.
