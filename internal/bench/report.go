@@ -90,10 +90,16 @@ func WriteTable(w io.Writer, results []Result) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Scenario, r.Concurrency,
 			rate(r.Rate, r.Unit), latency(r.P50), latency(r.P99), load(r.Load), ratio(r.Ratio), goal(r.Goal))
 	}
+	return flushTrimmed(w, tw, &b)
+}
+
+// flushTrimmed flushes tw, which writes to b, and copies b to w without
+// the padding at the ends of its lines (rows without a goal would end in
+// the padding of their last cell).
+func flushTrimmed(w io.Writer, tw *tabwriter.Writer, b *bytes.Buffer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	// Rows without a goal would end in the padding of their last cell.
 	for line := range bytes.Lines(b.Bytes()) {
 		if _, err := fmt.Fprintf(w, "%s\n", bytes.TrimRight(line, " \n")); err != nil {
 			return err

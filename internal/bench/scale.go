@@ -52,13 +52,5 @@ func WriteScaleTable(w io.Writer, rs []ScaleResult) error {
 			r.Users, r.LoadRate, r.WriteRate, r.WriteConcurrency, latency(r.WriteP99), latency(r.ReadP50), latency(r.ReadP99),
 			r.StorePerUser(), float64(r.LogBytes)/1e6, r.Entries, r.VerifySeconds, r.VerifyRate(), load(r.Load))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for line := range bytes.Lines(b.Bytes()) {
-		if _, err := fmt.Fprintf(w, "%s\n", bytes.TrimRight(line, " \n")); err != nil {
-			return err
-		}
-	}
-	return nil
+	return flushTrimmed(w, tw, &b)
 }
